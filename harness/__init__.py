@@ -1,0 +1,3 @@
+"""harness: evaluation and model selection for LoRA fine-tuning."""
+
+__version__ = "0.1.0"

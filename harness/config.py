@@ -1,0 +1,318 @@
+"""Typed configs for the three YAML files a user writes: suites, sweeps and gate rules.
+
+Every model forbids unknown keys (a typo must not be silently ignored). `load` turns pydantic's
+errors into one line per problem: file, field path, what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import UserError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- training
+
+Dtype = Literal["auto", "float32", "bfloat16"]
+
+
+class TrainConfig(Strict):
+    """One candidate's training settings: what `harness train` takes and what a sweep trial fixes."""
+
+    data: Path
+    n_samples: Annotated[int, Field(gt=0)]
+    lora_r: Annotated[int, Field(gt=0, le=256)] = 16
+    lora_alpha: Annotated[float, Field(gt=0)] | None = None  # None: 2 * lora_r
+    lora_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    learning_rate: Annotated[float, Field(gt=0, lt=1)] = 2e-4
+    epochs: Annotated[float, Field(gt=0)] = 1.0
+    max_steps: Annotated[int, Field(gt=0)] | None = None
+    max_seq_len: Annotated[int, Field(gt=8)] = 512
+    batch_size: Annotated[int, Field(gt=0)] = 8
+    grad_accum: Annotated[int, Field(gt=0)] = 1
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    seed: int = 0
+    dtype: Dtype = "auto"
+    qlora: bool = False
+
+    @property
+    def alpha(self) -> float:
+        return self.lora_alpha if self.lora_alpha is not None else 2.0 * self.lora_r
+
+
+# ---------------------------------------------------------------- suites
+
+MetricName = Literal["exact_match", "json_exact_match", "json_field_f1", "regex", "contains", "rouge_l"]
+
+
+class SuiteData(Strict):
+    path: Path  # JSONL, relative to the suite file
+    id_field: str = "id"
+
+
+class SuitePrompt(Strict):
+    """Either chat messages (the base model's chat template applies) or a plain template."""
+
+    system: str | None = None
+    user: str | None = None  # chat: the user turn, a str.format template over the row
+    template: str | None = None  # plain completion prompt, a str.format template over the row
+
+    @model_validator(mode="after")
+    def _one_style(self):
+        if (self.user is None) == (self.template is None):
+            raise ValueError("give exactly one of 'user' (chat) or 'template' (plain)")
+        if self.system is not None and self.user is None:
+            raise ValueError("'system' needs 'user' (chat style)")
+        return self
+
+
+class Generation(Strict):
+    max_tokens: Annotated[int, Field(gt=0, le=8192)] = 256
+    stop: list[str] = []
+    temperature: Annotated[float, Field(ge=0)] = 0.0
+    n: Annotated[int, Field(gt=0)] = 1
+
+
+class MetricSpec(Strict):
+    name: MetricName | None = None
+    function: str | None = None  # "module_or_file.py:function" for a custom metric
+    pattern: str | None = None  # for regex
+    as_name: str | None = Field(None, alias="as")
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.name is None) == (self.function is None):
+            raise ValueError("give exactly one of 'name' or 'function'")
+        if self.name == "regex" and not self.pattern:
+            raise ValueError("metric 'regex' needs 'pattern'")
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.as_name or self.name or self.function.rsplit(":", 1)[-1]
+
+
+class Limits(Strict):
+    sweep: Annotated[int, Field(gt=0)] | None = None  # items scored per trial in a sweep
+    full: Annotated[int, Field(gt=0)] | None = None  # items scored by a plain eval (None: all)
+
+
+class SuiteConfig(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    builtin: Literal["mmlu", "humaneval"] | None = None
+    # builtin options
+    format: Literal["cloze", "letter"] | None = None  # mmlu
+    num_fewshot: Annotated[int, Field(ge=0, le=10)] = 0
+    mode: Literal["completion", "chat"] | None = None  # humaneval
+    # task suites
+    data: SuiteData | None = None
+    prompt: SuitePrompt | None = None
+    target: str | None = None  # str.format template over the row giving the reference
+    generation: Generation = Generation()
+    metrics: list[MetricSpec] = []
+    headline: str | None = None
+    limit: Limits = Limits()
+    seed: int = 1234
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if self.builtin is None:
+            missing = [f for f in ("data", "prompt", "target") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"a task suite needs {', '.join(missing)} (or 'builtin')")
+            if not self.metrics:
+                raise ValueError("a task suite needs at least one metric")
+            keys = [m.key for m in self.metrics]
+            if self.headline is not None and self.headline not in keys:
+                raise ValueError(f"headline {self.headline!r} is not one of the metrics {keys}")
+        return self
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+class CategoricalParam(Strict):
+    type: Literal["categorical"]
+    choices: Annotated[list[int | float | str | bool], Field(min_length=1)]
+
+
+class IntParam(Strict):
+    type: Literal["int"]
+    low: int
+    high: int
+    step: Annotated[int, Field(gt=0)] = 1
+    log: bool = False
+
+
+class FloatParam(Strict):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+
+
+Param = Annotated[CategoricalParam | IntParam | FloatParam, Field(discriminator="type")]
+
+
+class SweepSuite(Strict):
+    suite: str  # a builtin name or a path to a suite YAML
+    weight: float = 1.0
+    limit: Annotated[int, Field(gt=0)] | None = None
+    metric: str | None = None  # default: the suite's headline metric
+
+
+class Objective(Strict):
+    suite: str
+    metric: str | None = None
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class Sampler(Strict):
+    name: Literal["tpe", "random", "grid", "cmaes", "gp", "nsgaii"] = "tpe"
+    seed: int | None = 0
+
+
+class Pruner(Strict):
+    name: Literal["none", "median", "successive_halving", "hyperband"] = "none"
+
+
+class MultiFidelity(Strict):
+    """Successive halving over n_samples: every config on few samples, the best fraction promoted."""
+
+    enabled: bool = False
+    min_samples: Annotated[int, Field(gt=0)] = 64
+    reduction_factor: Annotated[int, Field(ge=2)] = 3
+
+
+class Budget(Strict):
+    n_trials: Annotated[int, Field(gt=0)] = 8
+    timeout_s: Annotated[float, Field(gt=0)] | None = None
+
+
+
+class SweepTrain(Strict):
+    """The fixed training settings of a sweep; the searched ones come from `space`."""
+
+    data: Path
+    lora_alpha: float | None = None
+    lora_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    epochs: Annotated[float, Field(gt=0)] = 1.0
+    max_steps: Annotated[int, Field(gt=0)] | None = None
+    max_seq_len: Annotated[int, Field(gt=8)] = 512
+    batch_size: Annotated[int, Field(gt=0)] = 8
+    grad_accum: Annotated[int, Field(gt=0)] = 1
+    dtype: Dtype = "auto"
+    qlora: bool = False
+
+
+class SweepConfig(Strict):
+    study: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    base: str = "default"
+    train: SweepTrain
+    space: dict[str, Param]
+    suites: Annotated[list[SweepSuite], Field(min_length=1)]
+    objectives: list[Objective] = []  # empty: one objective, the weighted sum over `suites`
+    sampler: Sampler = Sampler()
+    pruner: Pruner = Pruner()
+    multi_fidelity: MultiFidelity = MultiFidelity()
+    budget: Budget = Budget()
+    seed: int = 0
+    backend: Literal["hf", "vllm"] = "hf"
+    trackers: list[Literal["mlflow", "neptune", "none"]] = ["mlflow"]
+    storage: str | None = None  # default: a journal file under runs/<study>/
+
+    @model_validator(mode="after")
+    def _space(self):
+        required = {"lora_r", "learning_rate", "n_samples"}
+        if missing := required - self.space.keys():
+            raise ValueError(f"space must search {sorted(missing)} (lora_r, learning_rate, n_samples)")
+        searchable = set(TrainConfig.model_fields) - {"data"}
+        if unknown := self.space.keys() - searchable:
+            raise ValueError(f"space names unknown training parameters {sorted(unknown)}")
+        return self
+
+
+# ---------------------------------------------------------------- gate rules
+
+
+class GateRule(Strict):
+    """`metric` is SUITE.METRIC. Either an absolute `threshold` or a `max_regression` vs the baseline."""
+
+    metric: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+\.[A-Za-z0-9_]+$")]
+    op: Literal[">=", "<="] = ">="
+    threshold: float | None = None
+    max_regression: Annotated[float, Field(ge=0)] | None = None
+    mode: Literal["point", "confident"] = "point"
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.threshold is None) == (self.max_regression is None):
+            raise ValueError("give exactly one of 'threshold' or 'max_regression'")
+        return self
+
+
+class GateConfig(Strict):
+    rules: Annotated[list[GateRule], Field(min_length=1)]
+    required_suites: list[str] = []
+
+
+# ---------------------------------------------------------------- loading
+
+KINDS: dict[str, type[Strict]] = {"suite": SuiteConfig, "sweep": SweepConfig, "gate": GateConfig}
+
+
+def detect_kind(data: dict) -> str:
+    if "rules" in data:
+        return "gate"
+    if "space" in data or "study" in data:
+        return "sweep"
+    return "suite"
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise UserError(f"{path}: cannot read: {err.strerror}") from err
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where} not valid YAML: {getattr(err, 'problem', err)}") from err
+
+
+def load(path: Path, kind: str | None = None) -> Strict:
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    kind = kind or detect_kind(data)
+    try:
+        return KINDS[kind].model_validate(data)
+    except ValidationError as err:
+        raise UserError(*format_errors(path, err)) from None
+
+
+def format_errors(path: Path, err: ValidationError) -> list[str]:
+    lines = []
+    for e in err.errors():
+        field = ".".join(str(part) for part in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (typo?)"
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            if "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
+                msg += f" (got {e['input']!r})"
+        lines.append(f"{path}: {field}: {msg}")
+    return lines
