@@ -61,6 +61,112 @@ def doctor():
         raise typer.Exit(1)
 
 
+@app.command()
+def train(
+    base: Annotated[str, typer.Option(help="'default', a .gguf, a model dir or a hub id")],
+    data: Annotated[Path, typer.Option(help="training JSONL: {messages: [...]} or {prompt, completion} rows")],
+    n_samples: Annotated[int, typer.Option(help="train on the first N rows of the file's fixed permutation")],
+    out: Annotated[Path, typer.Option(help="adapter directory to create (appears only when complete)")],
+    lora_r: Annotated[int, typer.Option()] = 16,
+    learning_rate: Annotated[float, typer.Option()] = 2e-4,
+    lora_alpha: Annotated[float | None, typer.Option(help="default: 2 * r")] = None,
+    lora_dropout: Annotated[float, typer.Option()] = 0.0,
+    target_modules: Annotated[str, typer.Option(help="'all-linear' or a comma-separated list")] = "all-linear",
+    epochs: Annotated[float, typer.Option()] = 1.0,
+    max_steps: Annotated[int | None, typer.Option()] = None,
+    max_seq_len: Annotated[int, typer.Option()] = 512,
+    batch_size: Annotated[int, typer.Option()] = 8,
+    grad_accum: Annotated[int, typer.Option()] = 1,
+    seed: Annotated[int, typer.Option()] = 0,
+    dtype: Annotated[str, typer.Option(help="auto (bf16 where supported) | float32 | bfloat16")] = "auto",
+    qlora: Annotated[bool, typer.Option(help="4-bit base via bitsandbytes (CUDA only)")] = False,
+):
+    """Train one LoRA adapter (a candidate) with TRL's SFTTrainer."""
+    import json
+
+    from harness.config import TrainConfig, validate_args
+    from harness.models import resolve_base
+    from harness.train import TrainingFailed, train as train_adapter
+
+    modules = target_modules if target_modules == "all-linear" else [m.strip() for m in target_modules.split(",")]
+    cfg = validate_args(TrainConfig, dict(
+        data=data, n_samples=n_samples, lora_r=lora_r, learning_rate=learning_rate, lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout, target_modules=modules, epochs=epochs, max_steps=max_steps,
+        max_seq_len=max_seq_len, batch_size=batch_size, grad_accum=grad_accum, seed=seed, dtype=dtype, qlora=qlora,
+    ))
+    try:
+        record = train_adapter(resolve_base(base), cfg, out)
+    except TrainingFailed as failure:
+        report = out.with_name(out.name + ".failed.json")
+        report.write_text(json.dumps(failure.record, indent=2))
+        err_console.print(f"training failed: {failure.reason} (record: {report})")
+        raise typer.Exit(1)
+    loss = record["heldout_loss"]
+    console.print(
+        f"adapter: {out}\nsteps {record['steps']}, {record['tokens_seen']} tokens, {record['tokens_per_s']} tok/s, "
+        f"{record['train_s']:.1f} s training; held-out loss {loss['base']} -> {loss['adapter']}"
+    )
+
+
+def _parse_adapters(adapters: list[str]) -> list[tuple[str, Path]]:
+    parsed = []
+    for spec in adapters:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"--adapter {spec}: expected NAME=PATH")
+        parsed.append((name, Path(path)))
+    names = [n for n, _ in parsed]
+    if len(set(names)) != len(names) or "base" in names:
+        raise UserError(f"--adapter: names must be unique and not 'base' (got {names})")
+    return parsed
+
+
+@app.command("eval")
+def eval_cmd(
+    base: Annotated[str, typer.Option(help="'default', a .gguf, a model dir or a hub id")] = "default",
+    adapter: Annotated[list[str], typer.Option(help="NAME=PATH of a peft adapter; repeatable")] = [],
+    suite: Annotated[list[str], typer.Option(help="a shipped suite name or a suite YAML; repeatable")] = [],
+    limit: Annotated[int | None, typer.Option(help="items per suite (a fixed, stratified subset)")] = None,
+    backend: Annotated[str, typer.Option(help="hf | vllm")] = "hf",
+    dtype: Annotated[str, typer.Option(help="float32 (default: decides close candidates) | bfloat16")] = "float32",
+    out: Annotated[Path, typer.Option(help="output directory for items.parquet and scores.json")] = Path("runs/eval"),
+    no_cache: Annotated[bool, typer.Option(help="recompute every response")] = False,
+):
+    """Score the base model and every adapter on every suite; per-item results with confidence intervals."""
+    from harness.backends import make_candidate
+    from harness.models import resolve_base
+    from harness.score import evaluate
+    from harness.suites import load_suite
+
+    if not suite:
+        raise UserError("--suite: give at least one suite (e.g. --suite mmlu)")
+    if dtype not in ("float32", "bfloat16"):
+        raise UserError(f"--dtype {dtype}: expected float32 or bfloat16")
+    suites = [load_suite(ref, limit if limit is not None else None) for ref in suite]
+    suites = [s if limit is not None or s.config.limit.full is None else load_suite(str(s.source), s.config.limit.full) for s in suites]
+    resolved = resolve_base(base)
+    candidates = [make_candidate("base", resolved)] + [make_candidate(n, resolved, p) for n, p in _parse_adapters(adapter)]
+    items, summary, failures = evaluate(resolved, candidates, suites, backend, dtype, out, use_cache=not no_cache)
+    _print_scores(summary, suites)
+    for f in failures:
+        err_console.print(f"[red]suite {f.suite} failed[/]: {f.reason}")
+    console.print(f"wrote {out / 'items.parquet'} and {out / 'scores.json'}")
+    if failures:
+        raise typer.Exit(1)
+
+
+def _print_scores(summary, suites) -> None:
+    if summary.empty:
+        return
+    table = Table("candidate", "suite", "metric", "value", "95% CI", "n")
+    headline = {s.name: s.headline for s in suites}
+    for row in summary.itertuples():
+        mark = "*" if headline.get(row.suite) == row.metric else ""
+        table.add_row(row.candidate, row.suite, row.metric + mark, f"{row.value:.4f}",
+                      f"[{row.ci_low:.3f}, {row.ci_high:.3f}]", str(row.n))
+    console.print(table)
+
+
 @models_app.command("prepare")
 def models_prepare(spec: Annotated[str, typer.Argument(help="'default', a .gguf file, a model dir or a hub id")] = "default"):
     """Convert a GGUF base model once into a safetensors directory in the harness cache; print its path."""

@@ -316,3 +316,14 @@ def format_errors(path: Path, err: ValidationError) -> list[str]:
                 msg += f" (got {e['input']!r})"
         lines.append(f"{path}: {field}: {msg}")
     return lines
+
+
+def validate_args(model: type[Strict], values: dict) -> Strict:
+    """Validate CLI arguments with the same model a YAML file uses; errors name the --flag."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as err:
+        raise UserError(*(
+            f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" + (f" (got {e['input']!r})" if "input" in e else "")
+            for e in err.errors()
+        )) from None

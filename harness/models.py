@@ -99,3 +99,42 @@ def convert_gguf(gguf: Path, target: Path) -> None:
         tmp.rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def bf16_supported() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    from harness.doctor import cpu_supports_bf16
+
+    return cpu_supports_bf16()
+
+
+def load_tokenizer(base: BaseModel):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base.path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(base: BaseModel, dtype: str = "float32", quantization_config=None):
+    """The base model's weights, on the GPU when there is one; float32 unless asked otherwise."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"dtype": getattr(torch, dtype)}
+    if quantization_config is not None:
+        kwargs.update(quantization_config=quantization_config, device_map={"": 0})
+    model = AutoModelForCausalLM.from_pretrained(base.path, **kwargs)
+    if quantization_config is None:
+        model.to(device())
+    return model

@@ -67,3 +67,33 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path
         [sys.executable, "-m", "harness.cli", *args],
         capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_adapters(tiny_model, tmp_path_factory) -> dict[str, Path]:
+    """Two real adapters of different ranks trained on the tiny model (a few steps each)."""
+    from harness.config import TrainConfig
+    from harness.models import resolve_base
+    from harness.train import train
+
+    root = tmp_path_factory.mktemp("adapters")
+    base = resolve_base(str(tiny_model))
+    out = {}
+    for name, rank, seed in (("r8", 8, 1), ("r4", 4, 2)):
+        cfg = TrainConfig(data=REPO / "suites/extraction/train.jsonl", n_samples=32, lora_r=rank, learning_rate=2e-2,
+                          max_steps=3, batch_size=8, max_seq_len=192, seed=seed, dtype="float32")
+        train(base, cfg, root / name)
+        out[name] = root / name
+    return out
+
+
+@pytest.fixture()
+def harness_home(tmp_path, monkeypatch) -> Path:
+    """A private HARNESS_HOME (fresh response cache), sharing the prepared model directory."""
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    real = Path(os.environ.get("HARNESS_HOME", Path.home() / ".cache" / "harness")) / "models"
+    for entry in real.iterdir() if real.exists() else []:
+        (home / "models" / entry.name).symlink_to(entry)
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    return home

@@ -1,0 +1,102 @@
+"""Per-item metrics for generation suites. Each takes (prediction, reference) and returns a float."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.config import MetricSpec
+from harness.errors import UserError
+
+
+def _first_json_object(text: str):
+    """The first JSON object in the text: models often wrap JSON in prose or code fences."""
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _ = json.JSONDecoder().raw_decode(text[start:])
+            return value if isinstance(value, dict) else None
+        except json.JSONDecodeError:
+            start = text.find("{", start + 1)
+    return None
+
+
+def _norm(value) -> str:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value).strip().lower()
+
+
+def exact_match(pred: str, ref: str) -> float:
+    return float(pred.strip() == ref.strip())
+
+
+def json_exact_match(pred: str, ref: str) -> float:
+    got, want = _first_json_object(pred), json.loads(ref)
+    return float(got is not None and {k: _norm(v) for k, v in got.items()} == {k: _norm(v) for k, v in want.items()})
+
+
+def json_field_f1(pred: str, ref: str) -> float:
+    """F1 over (field, value) pairs: partial credit for each field extracted right."""
+    want = {(k, _norm(v)) for k, v in json.loads(ref).items()}
+    got_obj = _first_json_object(pred)
+    got = {(k, _norm(v)) for k, v in got_obj.items()} if got_obj else set()
+    hits = len(want & got)
+    if not hits:
+        return 0.0
+    precision, recall = hits / len(got), hits / len(want)
+    return 2 * precision * recall / (precision + recall)
+
+
+def contains(pred: str, ref: str) -> float:
+    return float(ref.strip().lower() in pred.lower())
+
+
+def rouge_l(pred: str, ref: str) -> float:
+    """ROUGE-L F1 on whitespace tokens (longest common subsequence)."""
+    a, b = pred.split(), ref.split()
+    if not a or not b:
+        return float(a == b)
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b, 1):
+            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
+        prev = cur
+    lcs = prev[-1]
+    if not lcs:
+        return 0.0
+    p, r = lcs / len(a), lcs / len(b)
+    return 2 * p * r / (p + r)
+
+
+BUILTIN: dict[str, Callable[[str, str], float]] = {
+    "exact_match": exact_match,
+    "json_exact_match": json_exact_match,
+    "json_field_f1": json_field_f1,
+    "contains": contains,
+    "rouge_l": rouge_l,
+}
+
+
+def resolve(spec: MetricSpec, suite_dir: Path) -> Callable[[str, str], float]:
+    if spec.name == "regex":
+        pattern = re.compile(spec.pattern)
+        return lambda pred, ref: float(bool(pattern.search(pred)) and (not ref or pattern.search(pred).group(0).strip() == ref.strip()))
+    if spec.name:
+        return BUILTIN[spec.name]
+    target, _, func = spec.function.rpartition(":")
+    if target.endswith(".py"):
+        path = (suite_dir / target).resolve()
+        if not path.is_file():
+            raise UserError(f"metric function {spec.function}: no file {path}")
+        mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(mod_spec)
+        mod_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    if not callable(getattr(module, func, None)):
+        raise UserError(f"metric function {spec.function}: {func!r} not found")
+    return getattr(module, func)

@@ -1,0 +1,187 @@
+"""`harness eval`: every candidate on every suite, one loaded base model, results per item.
+
+lm-eval builds each suite's requests once; the requests of all candidates go to the backend
+together (after the cache took what it already knows), and lm-eval's process_results turns each
+candidate's answers into per-item metrics. items.parquet is written after every suite, so a later
+failure loses nothing already computed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from harness.backends import Backend, Candidate, GenerateRequest, LoglikelihoodRequest
+from harness.cache import ResponseCache
+from harness.lmeval_tasks import build_task, chat_renderer
+from harness.suites import Suite
+
+log = logging.getLogger(__name__)
+ITEMS = "items.parquet"
+SCORES = "scores.json"
+ITEM_KEY = ["candidate_hash", "suite", "suite_version", "item_id"]
+CHUNK = 256  # requests per backend call: progress, and the cache keeps what was computed
+
+
+@dataclass
+class SuiteFailure:
+    suite: str
+    reason: str
+    candidates: list[str] = field(default_factory=list)
+
+
+def _requests_for(task, candidates: list[Candidate]):
+    """One backend request per (candidate, lm-eval instance, repeat)."""
+    out = []
+    for cand in candidates:
+        for inst in task.instances:
+            for rep in range(inst.repeats):
+                if inst.request_type == "loglikelihood":
+                    context, continuation = inst.args
+                    out.append((cand, inst, LoglikelihoodRequest(cand, context, continuation)))
+                elif inst.request_type == "generate_until":
+                    context, gen = inst.args
+                    out.append((cand, inst, GenerateRequest(
+                        cand, context, tuple(gen.get("until", [])), int(gen.get("max_gen_toks", 256)),
+                        float(gen.get("temperature", 0.0)) if gen.get("do_sample") else 0.0, rep,
+                    )))
+                else:
+                    raise NotImplementedError(f"request type {inst.request_type}")
+    return out
+
+
+def answer(backend: Backend, cache: ResponseCache, requests: list, progress=None) -> list:
+    """Answers in request order: cached ones from the cache, the rest from the backend in chunks."""
+    keys = [ResponseCache.key(backend.name, backend.dtype, r) for r in requests]
+    known = cache.get_many(keys)
+    missing = [i for i, k in enumerate(keys) if k not in known]
+    if progress:
+        progress(len(requests) - len(missing), len(requests))
+    for start in range(0, len(missing), CHUNK):
+        chunk = missing[start:start + CHUNK]
+        batch = [requests[i] for i in chunk]
+        ll = [j for j, r in enumerate(batch) if isinstance(r, LoglikelihoodRequest)]
+        gen = [j for j, r in enumerate(batch) if isinstance(r, GenerateRequest)]
+        fresh: dict[str, object] = {}
+        for idxs, fn in ((ll, backend.loglikelihood), (gen, backend.generate)):
+            for j, value in zip(idxs, fn([batch[j] for j in idxs]), strict=True):
+                fresh[keys[chunk[j]]] = list(value)
+        cache.put_many(fresh)
+        known.update(fresh)
+        if progress:
+            progress(len(requests) - len(missing) + start + len(chunk), len(requests))
+    return [known[k] for k in keys]
+
+
+def score_suite(suite: Suite, candidates: list[Candidate], backend: Backend, cache: ResponseCache, tokenizer, progress=None) -> pd.DataFrame:
+    task = build_task(suite, chat_renderer(suite, tokenizer) if suite.config.builtin is None else None)
+    task.build_all_requests(limit=None, cache_requests=False)
+    requests = _requests_for(task, candidates)
+    t0 = time.perf_counter()
+    answers = answer(backend, cache, [r for _, _, r in requests], progress)
+    elapsed = time.perf_counter() - t0
+
+    by_cand_doc: dict = {}
+    for (cand, inst, _), ans in zip(requests, answers, strict=True):
+        by_cand_doc.setdefault((cand.hash, inst.doc_id), []).append((inst, ans))
+    docs = {inst.doc_id: inst.doc for inst in task.instances}
+    rows = []
+    for cand in candidates:
+        for doc_id, doc in docs.items():
+            pairs = sorted(by_cand_doc[(cand.hash, doc_id)], key=lambda p: p[0].idx)
+            tokens = sum(ans[-1] for _, ans in pairs)
+            if task.OUTPUT_TYPE == "multiple_choice":
+                results = [(ans[0], ans[1]) for _, ans in pairs]
+                metrics = task.process_results(doc, results)
+                choices = task.doc_to_choice(doc)
+                pred = choices[max(range(len(results)), key=lambda i: results[i][0])]
+                ref = choices[task.doc_to_target(doc)]
+                extra = {"logprobs": [r[0] for r in results]}
+            else:
+                texts = [ans[0] for _, ans in pairs]
+                metrics = task.process_results(doc, texts)
+                pred, ref, extra = texts[0], doc["_target"], ({"samples": texts} if len(texts) > 1 else {})
+            rows.append({
+                "candidate": cand.name, "candidate_hash": cand.hash, "suite": suite.name, "suite_version": suite.version,
+                "item_id": str(doc["id"]), "prediction": str(pred), "reference": str(ref),
+                "score": float(metrics[suite.headline]), "metrics": json.dumps({k: float(v) for k, v in metrics.items()}),
+                "tokens": int(tokens), "extra": json.dumps(extra), "backend": backend.name, "dtype": backend.dtype,
+            })
+    frame = pd.DataFrame(rows)
+    frame.attrs["seconds"] = elapsed
+    return frame
+
+
+def merge_items(out_dir: Path, new: pd.DataFrame) -> pd.DataFrame:
+    """Add rows to out_dir/items.parquet atomically; a re-scored item replaces its old row."""
+    path = out_dir / ITEMS
+    old = pd.read_parquet(path) if path.exists() else None
+    merged = new if old is None else pd.concat([old, new], ignore_index=True).drop_duplicates(ITEM_KEY, keep="last")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    merged.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return merged
+
+
+def evaluate(base, candidates: list[Candidate], suites: list[Suite], backend_kind: str = "hf", dtype: str = "float32",
+             out_dir: Path = Path("runs/eval"), use_cache: bool = True, backend: Backend | None = None):
+    """Score every candidate on every suite; write items.parquet and scores.json into out_dir."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.backends import create
+    from harness.errors import UserError
+    from harness.models import load_tokenizer
+    from harness.stats import summarize
+
+    own_backend = backend is None
+    backend = backend or create(backend_kind, base, candidates, dtype=dtype)
+    cache = ResponseCache(enabled=use_cache)
+    tokenizer = load_tokenizer(base)
+    failures: list[SuiteFailure] = []
+    merged = None
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
+            for suite in suites:
+                task_id = bar.add_task(f"{suite.name} × {len(candidates)} candidates", total=None)
+                try:
+                    frame = score_suite(suite, candidates, backend, cache, tokenizer,
+                                        lambda done, total: bar.update(task_id, completed=done, total=total))
+                except UserError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - an engine failure fails this suite, not the run
+                    log.exception("suite %s failed", suite.name)
+                    failures.append(SuiteFailure(suite.name, f"{type(err).__name__}: {err}", [c.name for c in candidates]))
+                    continue
+                merged = merge_items(out_dir, frame)
+                log.info("%s: %d items x %d candidates in %.1f s", suite.name, len(suite.rows), len(candidates), frame.attrs["seconds"])
+    finally:
+        if own_backend:
+            backend.close()
+    if merged is None:
+        merged = pd.read_parquet(out_dir / ITEMS) if (out_dir / ITEMS).exists() else pd.DataFrame(columns=ITEM_KEY)
+    current = merged[merged["candidate_hash"].isin([c.hash for c in candidates])
+                     & merged["suite_version"].isin([s.version for s in suites])]
+    summary = summarize(current) if len(current) else pd.DataFrame()
+    write_scores(out_dir, summary, failures, candidates, suites, backend)
+    return current, summary, failures
+
+
+def write_scores(out_dir: Path, summary: pd.DataFrame, failures, candidates, suites, backend) -> None:
+    doc = {
+        "backend": backend.name,
+        "dtype": backend.dtype,
+        "candidates": [{"name": c.name, "hash": c.hash, "adapter": str(c.adapter) if c.adapter else None} for c in candidates],
+        "suites": [{"name": s.name, "version": s.version, "n_items": len(s.rows), "headline": s.headline} for s in suites],
+        "scores": summary.to_dict(orient="records"),
+        "failures": [f.__dict__ for f in failures],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / (SCORES + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=float))
+    tmp.replace(out_dir / SCORES)

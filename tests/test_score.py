@@ -1,0 +1,139 @@
+"""Scoring: lm-eval builds the requests, our backend answers them, per-item rows come out."""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, build_tiny_llama, run_cli
+from harness.backends import make_candidate
+from harness.backends.hf import HFBackend
+from harness.models import resolve_base
+from harness.score import evaluate
+from harness.suites import load_suite
+
+EXTRACTION = REPO / "suites/extraction/suite.yaml"
+
+
+def small_extraction(tmp_path: Path, n: int = 4, max_tokens: int = 12) -> Path:
+    """A copy of the extraction suite with n dev rows and short generations (tiny-model speed)."""
+    folder = tmp_path / "extraction"
+    folder.mkdir(exist_ok=True)
+    rows = (REPO / "suites/extraction/dev.jsonl").read_text().splitlines()[:n]
+    (folder / "dev.jsonl").write_text("\n".join(rows) + "\n")
+    text = EXTRACTION.read_text().replace("max_tokens: 96", f"max_tokens: {max_tokens}")
+    (folder / "suite.yaml").write_text(text)
+    return folder / "suite.yaml"
+
+
+def candidates_for(base, adapters):
+    return [make_candidate("base", base)] + [make_candidate(n, base, p) for n, p in adapters.items()]
+
+
+def test_three_candidates_load_the_base_once(tiny_model, tiny_adapters, tmp_path, harness_home):
+    base = resolve_base(str(tiny_model))
+    cands = candidates_for(base, tiny_adapters)
+    suites = [load_suite("mmlu", 6), load_suite(str(small_extraction(tmp_path)))]
+    loads = HFBackend.base_loads
+    items, summary, failures = evaluate(base, cands, suites, "hf", out_dir=tmp_path / "out")
+    assert HFBackend.base_loads == loads + 1
+    assert not failures
+    assert len(items) == 3 * (6 + 4)
+    assert set(items["candidate"]) == {"base", "r8", "r4"}
+    # The adapters really are applied: their log-likelihoods differ from the base's.
+    mmlu = items[items.suite == "mmlu"].set_index(["candidate", "item_id"])["extra"].map(lambda e: json.loads(e)["logprobs"])
+    assert any(mmlu[("base", i)] != mmlu[("r8", i)] for i in items[items.suite == "mmlu"].item_id.unique())
+    scores = json.loads((tmp_path / "out" / "scores.json").read_text())
+    acc = [s for s in scores["scores"] if s["candidate"] == "base" and s["suite"] == "mmlu" and s["metric"] == "acc"][0]
+    assert acc["n"] == 6 and acc["ci_low"] <= acc["value"] <= acc["ci_high"]
+    on_disk = pd.read_parquet(tmp_path / "out" / "items.parquet")
+    assert {"candidate", "candidate_hash", "suite", "suite_version", "item_id", "prediction", "reference", "score", "tokens"} <= set(on_disk.columns)
+
+
+def test_rerun_hits_the_cache_and_data_changes_invalidate_it(tiny_model, tiny_adapters, tmp_path, harness_home):
+    base = resolve_base(str(tiny_model))
+    cands = candidates_for(base, tiny_adapters)
+    suite_file = small_extraction(tmp_path, n=6, max_tokens=24)
+    t0 = time.perf_counter()
+    first, _, _ = evaluate(base, cands, [load_suite("mmlu", 20), load_suite(str(suite_file))], "hf", out_dir=tmp_path / "a")
+    first_s = time.perf_counter() - t0
+
+    loads = HFBackend.base_loads
+    t0 = time.perf_counter()
+    again, _, _ = evaluate(base, cands, [load_suite("mmlu", 20), load_suite(str(suite_file))], "hf", out_dir=tmp_path / "b")
+    again_s = time.perf_counter() - t0
+    assert HFBackend.base_loads == loads, "a fully cached re-run must not even load the model"
+    assert again_s < 0.1 * first_s + 1.0, (first_s, again_s)
+    cols = ["candidate", "suite", "item_id", "prediction", "score"]
+    pd.testing.assert_frame_equal(first[cols].reset_index(drop=True), again[cols].reset_index(drop=True))
+
+    # Change one item's text: the suite version changes and that item is recomputed.
+    data = suite_file.parent / "dev.jsonl"
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    rows[0]["text"] = rows[0]["text"].replace("Order", "ORDER").replace("Invoice", "INVOICE") + " Urgent."
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    changed = load_suite(str(suite_file))
+    assert changed.version != load_suite(str(REPO / "suites/extraction/suite.yaml")).version
+    evaluate(base, cands, [changed], "hf", out_dir=tmp_path / "c")
+    assert HFBackend.base_loads == loads + 1
+
+
+def test_item_choices_agree_with_lm_evals_own_hf_model(tiny_model, tiny_adapters, tmp_path, harness_home):
+    """Same task object, lm-eval's HFLM (PeftModel instance) vs our backend: identical choices."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from peft import PeftModel
+
+    from harness.lmeval_tasks import build_task
+    from harness.models import load_causal_lm, load_tokenizer
+
+    base = resolve_base(str(tiny_model))
+    for fmt in ("mmlu", "mmlu_letter"):
+        suite = load_suite(fmt, 24)
+        ours, _, _ = evaluate(base, candidates_for(base, tiny_adapters), [suite], "hf", out_dir=tmp_path / fmt)
+        for name in ("base", "r8"):
+            model = load_causal_lm(base)
+            if name != "base":
+                model = PeftModel.from_pretrained(model, tiny_adapters[name])
+            lm = HFLM(pretrained=model, tokenizer=load_tokenizer(base), batch_size=8)
+            out = lm_eval.simple_evaluate(model=lm, tasks=[build_task(suite)], log_samples=True, cache_requests=False)
+            theirs = {str(s["doc"]["id"]): max(range(4), key=lambda i: s["filtered_resps"][i][0]) for s in out["samples"][f"harness_{suite.name}"]}
+            mine = ours[ours.candidate == name].set_index("item_id")["extra"].map(lambda e: max(range(4), key=json.loads(e)["logprobs"].__getitem__))
+            assert len(theirs) == 24
+            assert all(mine[i] == theirs[i] for i in theirs), (fmt, name)
+            their_ll = {str(s["doc"]["id"]): [r[0] for r in s["filtered_resps"]] for s in out["samples"][f"harness_{suite.name}"]}
+            my_ll = ours[ours.candidate == name].set_index("item_id")["extra"].map(lambda e: json.loads(e)["logprobs"])
+            worst = max(abs(a - b) for i in theirs for a, b in zip(my_ll[i], their_ll[i]))
+            assert worst < 1e-3, worst
+
+
+def test_cli_errors_are_one_line_and_keep_results(tiny_model, smollm2_dir, tiny_adapters, tmp_path, harness_home):
+    out = tmp_path / "out"
+    ok = run_cli("eval", "--base", str(tiny_model), "--suite", "mmlu", "--limit", "4", "--out", str(out))
+    assert ok.returncode == 0, ok.stderr
+    before = (out / "items.parquet").read_bytes()
+
+    def fails(*args, expect: str):
+        proc = run_cli("eval", "--base", str(tiny_model), "--out", str(out), *args)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+        assert len(lines) == 1 and expect in lines[0], proc.stderr
+        assert (out / "items.parquet").read_bytes() == before
+
+    fails("--suite", "no_such_suite", expect="unknown suite")
+    missing = small_extraction(tmp_path)
+    (missing.parent / "dev.jsonl").unlink()
+    fails("--suite", "mmlu", "--suite", str(missing), expect="dev.jsonl: no such data file")
+    bad = small_extraction(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path)
+    lines = (bad.parent / "dev.jsonl").read_text().splitlines()
+    lines[2] = lines[2][:-5]
+    (bad.parent / "dev.jsonl").write_text("\n".join(lines) + "\n")
+    fails("--suite", str(bad), expect="line 3: malformed JSON")
+    other = build_tiny_llama(tmp_path / "other-base", smollm2_dir, seed=7)
+    proc = run_cli("eval", "--base", str(other), "--adapter", f"r8={tiny_adapters['r8']}", "--suite", "mmlu", "--limit", "4", "--out", str(out))
+    assert proc.returncode == 2 and "trained for base" in proc.stderr and str(other) in proc.stderr, proc.stderr
+    assert (out / "items.parquet").read_bytes() == before

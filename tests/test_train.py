@@ -1,0 +1,120 @@
+"""Training one candidate, on the tiny real Llama and the real extraction data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, build_tiny_llama, run_cli
+from harness.config import TrainConfig
+from harness.data import training_split
+from harness.errors import UserError
+from harness.models import load_causal_lm, load_tokenizer, resolve_base
+from harness.train import TRAIN_RECORD, TrainingFailed, make_trainer, train
+
+DATA = REPO / "suites" / "extraction" / "train.jsonl"
+
+
+def tiny_cfg(**kw) -> TrainConfig:
+    values = dict(data=DATA, n_samples=64, lora_r=8, learning_rate=2e-2, epochs=1, batch_size=8, max_seq_len=192, dtype="float32")
+    return TrainConfig(**{**values, **kw})
+
+
+def test_adapter_trained_on_64_rows_lowers_heldout_loss(tiny_model, tmp_path):
+    out = tmp_path / "adapter"
+    record = train(resolve_base(str(tiny_model)), tiny_cfg(), out)
+    assert record["status"] == "ok" and record["steps"] == 8
+    loss = record["heldout_loss"]
+    assert loss["adapter"] < loss["base"] - 0.2, loss
+    saved = json.loads((out / TRAIN_RECORD).read_text())
+    assert saved["data"]["sha256"] and saved["tokens_seen"] > 0 and saved["tokens_per_s"] > 0
+    assert saved["base"]["identity"].startswith("dir:")
+    assert len(saved["loss_curve"]) == 8
+    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
+
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(load_causal_lm(resolve_base(str(tiny_model))), out)
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b), "the adapter learned nothing"
+
+
+def test_subsets_are_nested_and_disjoint_from_heldout():
+    small, held_a = training_split(DATA, 64)
+    large, held_b = training_split(DATA, 256)
+    assert large[:64] == small
+    assert held_a == held_b and len(held_a) == 32
+    texts = {json.dumps(r) for r in large}
+    assert not any(json.dumps(r) in texts for r in held_a)
+
+
+def test_asking_for_more_rows_than_exist_is_a_clear_error():
+    with pytest.raises(UserError, match=r"n_samples=5000 but the file has 2000 rows"):
+        training_split(DATA, 5000)
+
+
+def test_labels_mask_the_prompt(tiny_model, tmp_path):
+    base = resolve_base(str(tiny_model))
+    tokenizer = load_tokenizer(base)
+    rows, _ = training_split(DATA, 4)
+    trainer = make_trainer(load_causal_lm(base), tokenizer, tiny_cfg(n_samples=4), "float32", rows, [], tmp_path, {"loss_curve": []})
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    for i in range(2):
+        ids, labels = batch["input_ids"][i], batch["labels"][i]
+        trained = tokenizer.decode(ids[labels != -100])
+        masked = tokenizer.decode(ids[(labels == -100) & (batch["attention_mask"][i] == 1)])
+        answer, user = rows[i]["completion"][0]["content"], rows[i]["prompt"][-1]["content"]
+        assert trained.startswith(answer), trained
+        assert trained.removeprefix(answer).strip() == "<|im_end|>", trained
+        assert user in masked and "<|im_start|>assistant" in masked
+        assert answer not in masked
+
+
+def test_nan_loss_is_reported_not_hidden(smollm2_dir, tmp_path):
+    broken = build_tiny_llama(tmp_path / "broken", smollm2_dir)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(broken / "model.safetensors")
+    weights["model.norm.weight"][0] = float("nan")
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    out = tmp_path / "adapter"
+    with pytest.raises(TrainingFailed, match="loss became nan"):
+        train(resolve_base(str(broken)), tiny_cfg(max_steps=3), out)
+    assert not out.exists()
+
+    proc = run_cli("train", "--base", str(broken), "--data", str(DATA), "--n-samples", "16", "--max-steps", "2",
+                   "--dtype", "float32", "--out", str(out))
+    assert proc.returncode == 1 and "loss became nan" in proc.stderr
+    failed = json.loads((tmp_path / "adapter.failed.json").read_text())
+    assert failed["status"] == "failed" and "nan" in failed["failure"]
+    assert not out.exists()
+
+
+def test_interrupted_run_leaves_no_complete_looking_output(tiny_model, tmp_path):
+    out = tmp_path / "runs" / "adapter"
+    cmd = [sys.executable, "-m", "harness.cli", "train", "--base", str(tiny_model), "--data", str(DATA),
+           "--n-samples", "512", "--batch-size", "2", "--dtype", "float32", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.parent.glob(".adapter.*.partial/trainer")):
+        time.sleep(0.2)
+    assert list(out.parent.glob(".adapter.*.partial")), "training never started"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    assert not list(out.parent.rglob(TRAIN_RECORD)) and not list(out.parent.rglob("adapter_config.json"))
+
+
+def test_qlora_on_cpu_is_a_clear_error(tiny_model, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    proc = run_cli("train", "--base", str(tiny_model), "--data", str(DATA), "--n-samples", "8", "--qlora", "--out", str(tmp_path / "q"))
+    assert proc.returncode == 2 and "--qlora" in proc.stderr and "CUDA" in proc.stderr
+    assert "Traceback" not in proc.stderr
