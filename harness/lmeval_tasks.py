@@ -36,6 +36,8 @@ def task_config(suite: Suite, render_prompt=None) -> dict:
     rows = suite.rows
     if cfg.builtin is None:
         rows = [{**row, "_prompt": render_prompt(row), "_target": cfg.target.format(**row)} for row in rows]
+    elif cfg.builtin == "humaneval":
+        rows = [{**row, "_prompt": render_prompt(row), "_target": row["canonical_solution"]} for row in rows]
     key = f"{suite.name}-{suite.version}-{sha256_json([r['id'] for r in rows] + [sha256_json(rows)])[:12]}"
     files = {"test": _write_split(rows, "test", key)}
     base = {
@@ -66,7 +68,15 @@ def task_config(suite: Suite, render_prompt=None) -> dict:
             + ([] if letter else [{"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}]),
         }
     gen = cfg.generation
-    metric_fns = {m.key: resolve(m, suite.source.parent) for m in cfg.metrics}
+    if cfg.builtin == "humaneval":
+        from harness.humaneval import STOP
+
+        stop = list(gen.stop) or (STOP if cfg.mode == "completion" else [])
+        # Graded in bulk, in the sandbox, by batch_metrics(); lm-eval only builds the requests.
+        metric_fns = {"pass@1": None}
+        gen = gen.model_copy(update={"stop": stop})
+    else:
+        metric_fns = {m.key: resolve(m, suite.source.parent) for m in cfg.metrics}
 
     def process_results(doc: dict, results: list[str]) -> dict:
         # With n > 1 samples the item's score is the mean over its samples.
@@ -97,8 +107,33 @@ def build_task(suite: Suite, render_prompt=None):
     return ConfigurableTask(config=task_config(suite, render_prompt))
 
 
+def batch_metrics(suite: Suite, docs: list[dict], samples: list[list[str]]) -> list[tuple[dict, dict]] | None:
+    """Suites graded in bulk (HumanEval: every program in parallel in the sandbox) return
+    (metrics, extra) per doc; others return None and lm-eval's process_results scores them."""
+    if suite.config.builtin != "humaneval":
+        return None
+    from harness import humaneval
+
+    flat = [{"task_id": d["task_id"], "completion": t} for d, texts in zip(docs, samples) for t in texts]
+    graded = iter(humaneval.grade(flat, suite.config.mode or "completion"))
+    out = []
+    for texts in samples:
+        mine = [next(graded) for _ in texts]
+        passed = sum(g["passed"] for g in mine)
+        metrics = {f"pass@{k}": humaneval.pass_at_k(len(mine), passed, k) for k in (1, 10) if len(mine) >= k}
+        out.append((metrics, {"results": [g["result"] for g in mine], "sandbox": mine[0]["sandbox"]}))
+    return out
+
+
 def chat_renderer(suite: Suite, tokenizer):
     """Row -> prompt text: the base model's chat template over the suite's messages, or the plain template."""
+    if suite.config.builtin == "humaneval":
+        from harness.humaneval import CHAT_INSTRUCTION
+
+        if suite.config.mode == "chat" and getattr(tokenizer, "chat_template", None):
+            return lambda row: tokenizer.apply_chat_template(
+                [{"role": "user", "content": CHAT_INSTRUCTION.format(prompt=row["prompt"])}], tokenize=False, add_generation_prompt=True)
+        return lambda row: row["prompt"]
     prompt = suite.config.prompt
     if prompt.template is not None:
         return lambda row: prompt.template.format(**row)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from harness.backends import Backend, Candidate, GenerateRequest, LoglikelihoodRequest
 from harness.cache import ResponseCache
-from harness.lmeval_tasks import build_task, chat_renderer
+from harness.lmeval_tasks import batch_metrics, build_task, chat_renderer
 from harness.suites import Suite
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def answer(backend: Backend, cache: ResponseCache, requests: list, progress=None
 
 
 def score_suite(suite: Suite, candidates: list[Candidate], backend: Backend, cache: ResponseCache, tokenizer, progress=None) -> pd.DataFrame:
-    task = build_task(suite, chat_renderer(suite, tokenizer) if suite.config.builtin is None else None)
+    task = build_task(suite, chat_renderer(suite, tokenizer) if suite.config.builtin != "mmlu" else None)
     task.build_all_requests(limit=None, cache_requests=False)
     requests = _requests_for(task, candidates)
     t0 = time.perf_counter()
@@ -90,12 +90,21 @@ def score_suite(suite: Suite, candidates: list[Candidate], backend: Backend, cac
     for (cand, inst, _), ans in zip(requests, answers, strict=True):
         by_cand_doc.setdefault((cand.hash, inst.doc_id), []).append((inst, ans))
     docs = {inst.doc_id: inst.doc for inst in task.instances}
+    keys = [(cand, doc_id) for cand in candidates for doc_id in docs]
+    texts_of = {(c.hash, d): [ans[0] for _, ans in sorted(by_cand_doc[(c.hash, d)], key=lambda p: p[0].idx)] for c, d in keys}
+    bulk = None if task.OUTPUT_TYPE == "multiple_choice" else batch_metrics(suite, [docs[d] for _, d in keys], [texts_of[(c.hash, d)] for c, d in keys])
+    graded = dict(zip([(c.hash, d) for c, d in keys], bulk)) if bulk else {}
     rows = []
     for cand in candidates:
         for doc_id, doc in docs.items():
             pairs = sorted(by_cand_doc[(cand.hash, doc_id)], key=lambda p: p[0].idx)
             tokens = sum(ans[-1] for _, ans in pairs)
-            if task.OUTPUT_TYPE == "multiple_choice":
+            if (cand.hash, doc_id) in graded:
+                texts = texts_of[(cand.hash, doc_id)]
+                metrics, extra = graded[(cand.hash, doc_id)]
+                pred, ref = texts[0], doc["_target"]
+                extra = {**extra, **({"samples": texts} if len(texts) > 1 else {})}
+            elif task.OUTPUT_TYPE == "multiple_choice":
                 results = [(ans[0], ans[1]) for _, ans in pairs]
                 metrics = task.process_results(doc, results)
                 choices = task.doc_to_choice(doc)
@@ -149,15 +158,23 @@ def evaluate(base, candidates: list[Candidate], suites: list[Suite], backend_kin
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
             for suite in suites:
                 task_id = bar.add_task(f"{suite.name} × {len(candidates)} candidates", total=None)
-                try:
-                    frame = score_suite(suite, candidates, backend, cache, tokenizer,
-                                        lambda done, total: bar.update(task_id, completed=done, total=total))
-                except UserError:
-                    raise
-                except Exception as err:  # noqa: BLE001 - an engine failure fails this suite, not the run
-                    log.exception("suite %s failed", suite.name)
-                    failures.append(SuiteFailure(suite.name, f"{type(err).__name__}: {err}", [c.name for c in candidates]))
-                    continue
+                frame = None
+                for attempt in (1, 2):
+                    try:
+                        frame = score_suite(suite, candidates, backend, cache, tokenizer,
+                                            lambda done, total: bar.update(task_id, completed=done, total=total))
+                        break
+                    except UserError:
+                        raise
+                    except Exception as err:  # noqa: BLE001 - an engine failure fails this suite, not the run
+                        log.error("suite %s failed (attempt %d): %s: %s", suite.name, attempt, type(err).__name__, err)
+                        # Restart the engine once: close() drops it and the next request loads a fresh one.
+                        # Answers computed before the failure are in the cache and are not recomputed.
+                        backend.close()
+                        if attempt == 2:
+                            failures.append(SuiteFailure(suite.name, f"{type(err).__name__}: {err}", [c.name for c in candidates]))
+                if frame is None:
+                    continue  # nothing of a failed suite is written as if it were complete
                 merged = merge_items(out_dir, frame)
                 log.info("%s: %d items x %d candidates in %.1f s", suite.name, len(suite.rows), len(candidates), frame.attrs["seconds"])
     finally:

@@ -137,3 +137,27 @@ def test_cli_errors_are_one_line_and_keep_results(tiny_model, smollm2_dir, tiny_
     proc = run_cli("eval", "--base", str(other), "--adapter", f"r8={tiny_adapters['r8']}", "--suite", "mmlu", "--limit", "4", "--out", str(out))
     assert proc.returncode == 2 and "trained for base" in proc.stderr and str(other) in proc.stderr, proc.stderr
     assert (out / "items.parquet").read_bytes() == before
+
+
+def test_engine_failure_marks_the_suite_failed_restarts_once_and_keeps_other_suites(tiny_model, tmp_path, harness_home):
+    """A real HF backend whose model dies mid-evaluation (its weights are dropped): the suite is
+    retried once on a fresh engine; if the engine keeps dying, the suite is failed with the reason."""
+    base = resolve_base(str(tiny_model))
+    cands = [make_candidate("base", base)]
+    backend = HFBackend(base, cands)
+    real_close, state = backend.close, {"closes": 0}
+
+    def dying_close():
+        state["closes"] += 1
+        real_close()
+
+    backend.close = dying_close
+    backend._ensure_loaded()
+    backend._model = None  # the engine is gone, but the backend believes it is loaded ...
+    backend._ensure_loaded = lambda: None  # ... and cannot restart: every request errors
+    items, _, failures = evaluate(base, cands, [load_suite("mmlu", 4)], "hf", out_dir=tmp_path / "o", backend=backend)
+    assert state["closes"] == 2, "one restart, then failure"
+    assert [f.suite for f in failures] == ["mmlu"] and "NoneType" in failures[0].reason
+    assert len(items) == 0 and not (tmp_path / "o" / "items.parquet").exists()
+    scores = json.loads((tmp_path / "o" / "scores.json").read_text())
+    assert scores["failures"][0]["suite"] == "mmlu" and scores["scores"] == []

@@ -1,0 +1,167 @@
+"""W1 (issues 5, 10, 11): scoring K adapters of SmolLM2, side by side in one run.
+
+  harness-vllm   `harness eval --backend vllm`: ONE engine, base + K adapters batched together
+  harness-hf     `harness eval --backend hf`: one base model, adapters switched in one PeftModel
+  lmeval-hf      lm-eval once per adapter, `--model hf` with `peft=` (its documented LoRA path)
+  lmeval-vllm    lm-eval once per adapter, `--model vllm` with `lora_local_path=`
+Each lm-eval run is a fresh process (as its CLI is); lm-eval gets the very task objects harness
+builds, so the items are identical. Harness also scores the base model (K+1 candidates).
+Adapters are rank-16 LoRAs with random weights (speed and agreement do not need trained ones).
+Agreement: per-item MMLU choice and extraction text, against harness-hf.
+usage: python bench/multi_adapter.py [--k 1,4] [--mmlu 200] [--extraction 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+
+def suite_files(folder: Path, mmlu: int, extraction: int) -> list[Path]:
+    (folder / "mmlu.yaml").write_text((REPO / "suites/mmlu.yaml").read_text().replace("  sweep: 100", f"  full: {mmlu}"))
+    ext = (REPO / "suites/extraction/suite.yaml").read_text().replace("  sweep: 100", f"  full: {extraction}")
+    ext = ext.replace("path: dev.jsonl", f"path: {REPO / 'suites/extraction/dev.jsonl'}")
+    (folder / "extraction.yaml").write_text(ext)
+    return [folder / "mmlu.yaml", folder / "extraction.yaml"]
+
+
+def harness_eval(backend: str, adapters: list[Path], suites: list[Path], out: Path) -> float:
+    cmd = [str(REPO / ".venv/bin/harness"), "eval", "--backend", backend, "--no-cache", "--out", str(out)]
+    cmd += sum((["--adapter", f"a{i}={p}"] for i, p in enumerate(adapters)), []) + sum((["--suite", str(s)] for s in suites), [])
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
+    return time.perf_counter() - t0
+
+
+def lmeval_worker(model: str, adapter: str, suites: list[str], out: str) -> None:
+    """One lm-eval run for one adapter, as its CLI would do it; writes per-item answers."""
+    from harness import environment
+
+    environment.configure()
+    import lm_eval
+
+    from harness.lmeval_tasks import build_task, chat_renderer
+    from harness.models import load_tokenizer, resolve_base
+    from harness.suites import load_suite
+
+    base = resolve_base("default")
+    tok = load_tokenizer(base)
+    tasks = []
+    for ref in suites:
+        suite = load_suite(ref, load_suite(ref).config.limit.full)
+        tasks.append(build_task(suite, chat_renderer(suite, tok) if suite.config.builtin is None else None))
+    if model == "hf":
+        args = f"pretrained={base.path},peft={adapter},dtype=float32"
+    else:
+        args = f"pretrained={base.path},enable_lora=True,lora_local_path={adapter},max_lora_rank=16,dtype=float32,max_model_len=2048"
+    res = lm_eval.simple_evaluate(model=model, model_args=args, tasks=tasks, log_samples=True, cache_requests=False,
+                                  batch_size=16 if model == "hf" else "auto")
+    answers = {}
+    for name, samples in res["samples"].items():
+        for s in samples:
+            r = s["filtered_resps"]
+            answers[f"{name.removeprefix('harness_')}/{s['doc']['id']}"] = (
+                max(range(len(r)), key=lambda i: r[i][0]) if isinstance(r[0], (list, tuple)) else r[0])
+    Path(out).write_text(json.dumps(answers))
+
+
+def lmeval_runs(model: str, adapters: list[Path], suites: list[Path], tmp: Path) -> tuple[float | None, dict, str]:
+    from harness.environment import vllm_cpu_env
+
+    env = {**os.environ, **(vllm_cpu_env() if model == "vllm" else {})}
+    total, answers = 0.0, {}
+    for i, adapter in enumerate(adapters):
+        out = tmp / f"lmeval-{model}-{i}.json"
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, __file__, "--worker", model, "--adapter", str(adapter), "--out", str(out),
+                               *sum((["--suite", str(s)] for s in suites), [])], capture_output=True, text=True, env=env, cwd=REPO)
+        total += time.perf_counter() - t0
+        if proc.returncode != 0:
+            return None, {}, (proc.stderr.strip().splitlines() or ["?"])[-1][:120]
+        answers[f"a{i}"] = json.loads(out.read_text())
+    return total, answers, ""
+
+
+def harness_answers(out: Path) -> dict:
+    import pandas as pd
+
+    items = pd.read_parquet(out / "items.parquet")
+    answers: dict = {}
+    for row in items.itertuples():
+        value = row.prediction
+        if row.suite == "mmlu":
+            lps = json.loads(row.extra)["logprobs"]
+            value = max(range(len(lps)), key=lps.__getitem__)
+        answers.setdefault(row.candidate, {})[f"{row.suite}/{row.item_id}"] = value
+    return answers
+
+
+def agreement(ours: dict, ref: dict) -> str:
+    parts = []
+    for suite in ("mmlu", "extraction"):
+        keys = [k for cand in ref for k in ref[cand] if k.startswith(suite + "/") and cand in ours]
+        if keys:
+            same = sum(ours[c][k] == ref[c][k] for c in ref if c in ours for k in ref[c] if k.startswith(suite + "/"))
+            parts.append(f"{suite} {same / len(keys):.1%}")
+    return ", ".join(parts)
+
+
+def main(ks: list[int], mmlu: int, extraction: int) -> None:
+    from common import write_table
+
+    from harness import environment
+
+    environment.configure()
+    from harness.models import resolve_base
+    from harness.parity import random_adapters
+
+    base = resolve_base("default")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        suites = suite_files(tmp, mmlu, extraction)
+        for k in ks:
+            adapters = random_adapters(base, environment.harness_home() / "bench-adapters-w1", ranks=(16,) * max(ks))[:k]
+            t_hf = harness_eval("hf", adapters, suites, tmp / f"hf-{k}")
+            ref = harness_answers(tmp / f"hf-{k}")
+            t_vllm = harness_eval("vllm", adapters, suites, tmp / f"vllm-{k}")
+            vllm_answers = harness_answers(tmp / f"vllm-{k}")
+            t_lm_hf, lm_hf, err_hf = lmeval_runs("hf", adapters, suites, tmp)
+            t_lm_vllm, lm_vllm, err_vllm = lmeval_runs("vllm", adapters, suites, tmp)
+            peer = t_lm_hf or float("nan")
+            rows.append([k, "harness-vllm", f"{t_vllm:.0f}", f"{peer / t_vllm:.2f}", agreement(vllm_answers, ref)])
+            rows.append([k, "harness-hf", f"{t_hf:.0f}", f"{peer / t_hf:.2f}", "reference"])
+            rows.append([k, "lmeval-hf (per adapter)", f"{t_lm_hf:.0f}" if t_lm_hf else f"failed: {err_hf}", "1.00" if t_lm_hf else "-", agreement(lm_hf, ref)])
+            rows.append([k, "lmeval-vllm (per adapter)", f"{t_lm_vllm:.0f}" if t_lm_vllm else f"failed: {err_vllm}",
+                         f"{peer / t_lm_vllm:.2f}" if t_lm_vllm else "-", agreement(lm_vllm, ref)])
+    write_table("multi_adapter", "W1: scoring K adapters of SmolLM2-135M (fp32), whole wall time",
+                ["K", "system", "seconds", "speed-up vs lm-eval-hf", "item agreement with harness-hf"], rows,
+                [f"MMLU cloze {mmlu} items + extraction {extraction} items (greedy, up to 96 tokens); no caches",
+                 "harness scores base + K adapters; lm-eval scores the K adapters, one process each",
+                 "target: harness-vllm >= 4x lm-eval-hf at K=4 (issue 5)"])
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--worker")
+    p.add_argument("--adapter")
+    p.add_argument("--out")
+    p.add_argument("--suite", action="append", default=[])
+    p.add_argument("--k", default="1,4")
+    p.add_argument("--mmlu", type=int, default=200)
+    p.add_argument("--extraction", type=int, default=100)
+    a = p.parse_args()
+    if a.worker:
+        lmeval_worker(a.worker, a.adapter, a.suite, a.out)
+    else:
+        main([int(x) for x in a.k.split(",")], a.mmlu, a.extraction)

