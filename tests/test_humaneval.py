@@ -104,3 +104,18 @@ def test_hostile_programs_are_contained(name, kind, tmp_path, monkeypatch):
     assert received == [], "the program reached the network"
     # The harness process is alive and can still run a good program.
     assert run_program("assert 1 + 1 == 2", kind=kind).passed
+
+
+def test_humaneval_suite_runs_end_to_end_through_eval(tiny_model, tmp_path, harness_home):
+    out = tmp_path / "out"
+    proc = run_cli("eval", "--base", str(tiny_model), "--suite", "humaneval", "--limit", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    import pandas as pd
+
+    items = pd.read_parquet(out / "items.parquet")
+    assert len(items) == 2 and set(items.suite) == {"humaneval"}
+    extra = [json.loads(e) for e in items["extra"]]
+    assert all(e["sandbox"] in ("bubblewrap", "rlimit-only") and len(e["results"]) == 1 for e in extra)
+    assert all(json.loads(m)["pass@1"] == s for m, s in zip(items["metrics"], items["score"]))
+    scores = json.loads((out / "scores.json").read_text())
+    assert any(s["metric"] == "pass@1" and s["n"] == 2 for s in scores["scores"])
