@@ -110,7 +110,7 @@ if __name__ == "__main__":
     p.add_argument("--worker")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--dtypes", default="float32,bfloat16")
-    p.add_argument("--items", type=int, default=100)
+    p.add_argument("--items", type=int, default=50)
     p.add_argument("--reps", type=int, default=3)
     a = p.parse_args()
     if a.worker:

@@ -116,7 +116,7 @@ def agreement(ours: dict, ref: dict) -> str:
     return ", ".join(parts)
 
 
-def main(ks: list[int], mmlu: int, extraction: int) -> None:
+def main(ks: list[int], mmlu: int, extraction: int, lmeval_vllm: bool) -> None:
     from common import write_table
 
     from harness import environment
@@ -137,7 +137,7 @@ def main(ks: list[int], mmlu: int, extraction: int) -> None:
             t_vllm = harness_eval("vllm", adapters, suites, tmp / f"vllm-{k}")
             vllm_answers = harness_answers(tmp / f"vllm-{k}")
             t_lm_hf, lm_hf, err_hf = lmeval_runs("hf", adapters, suites, tmp)
-            t_lm_vllm, lm_vllm, err_vllm = lmeval_runs("vllm", adapters, suites, tmp)
+            t_lm_vllm, lm_vllm, err_vllm = lmeval_runs("vllm", adapters, suites, tmp) if lmeval_vllm else (None, {}, "not run (--lmeval-vllm)")
             peer = t_lm_hf or float("nan")
             rows.append([k, "harness-vllm", f"{t_vllm:.0f}", f"{peer / t_vllm:.2f}", agreement(vllm_answers, ref)])
             rows.append([k, "harness-hf", f"{t_hf:.0f}", f"{peer / t_hf:.2f}", "reference"])
@@ -160,8 +160,9 @@ if __name__ == "__main__":
     p.add_argument("--k", default="1,4")
     p.add_argument("--mmlu", type=int, default=200)
     p.add_argument("--extraction", type=int, default=100)
+    p.add_argument("--lmeval-vllm", action="store_true", help="also run lm-eval --model vllm per adapter (its LoRA path is vLLM's slow stock CPU op)")
     a = p.parse_args()
     if a.worker:
         lmeval_worker(a.worker, a.adapter, a.suite, a.out)
     else:
-        main([int(x) for x in a.k.split(",")], a.mmlu, a.extraction)
+        main([int(x) for x in a.k.split(",")], a.mmlu, a.extraction, a.lmeval_vllm)

@@ -8,7 +8,6 @@ cross-checks. MMLU mirrors lm-eval's `mmlu` (letter) and `mmlu_continuation` (cl
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from harness.environment import harness_home
 from harness.hashing import sha256_json

@@ -1,12 +1,10 @@
 """Scoring: lm-eval builds the requests, our backend answers them, per-item rows come out."""
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from conftest import REPO, build_tiny_llama, run_cli
 from harness.backends import make_candidate

@@ -2,8 +2,6 @@
 
 import json
 import socket
-import subprocess
-import sys
 import urllib.request
 
 import psutil
@@ -13,7 +11,6 @@ from harness import serve
 from harness.backends import LoglikelihoodRequest, GenerateRequest, create, make_candidate
 from harness.models import resolve_base
 
-from conftest import REPO
 
 pytest.importorskip("vllm")
 

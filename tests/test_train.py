@@ -1,12 +1,10 @@
 """Training one candidate, on the tiny real Llama and the real extraction data."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch

@@ -87,7 +87,7 @@ class VLLMBackend(Backend):
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
         outputs = self._llm.generate(prompts, params, lora_request=[self._lora(r.candidate) for r in requests], use_tqdm=False)
         results = []
-        for out, prompt, (ctx, cont) in zip(outputs, prompts, pairs, strict=True):
+        for out, prompt, (_, cont) in zip(outputs, prompts, pairs, strict=True):
             ids = prompt["prompt_token_ids"]
             total, greedy = 0.0, True
             for pos in range(len(ids) - len(cont), len(ids)):
