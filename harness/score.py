@@ -99,12 +99,7 @@ def score_suite(suite: Suite, candidates: list[Candidate], backend: Backend, cac
         for doc_id, doc in docs.items():
             pairs = sorted(by_cand_doc[(cand.hash, doc_id)], key=lambda p: p[0].idx)
             tokens = sum(ans[-1] for _, ans in pairs)
-            if (cand.hash, doc_id) in graded:
-                texts = texts_of[(cand.hash, doc_id)]
-                metrics, extra = graded[(cand.hash, doc_id)]
-                pred, ref = texts[0], doc["_target"]
-                extra = {**extra, **({"samples": texts} if len(texts) > 1 else {})}
-            elif task.OUTPUT_TYPE == "multiple_choice":
+            if task.OUTPUT_TYPE == "multiple_choice":
                 results = [(ans[0], ans[1]) for _, ans in pairs]
                 metrics = task.process_results(doc, results)
                 choices = task.doc_to_choice(doc)
@@ -112,9 +107,10 @@ def score_suite(suite: Suite, candidates: list[Candidate], backend: Backend, cac
                 ref = choices[task.doc_to_target(doc)]
                 extra = {"logprobs": [r[0] for r in results]}
             else:
-                texts = [ans[0] for _, ans in pairs]
-                metrics = task.process_results(doc, texts)
-                pred, ref, extra = texts[0], doc["_target"], ({"samples": texts} if len(texts) > 1 else {})
+                texts = texts_of[(cand.hash, doc_id)]
+                metrics, extra = graded[(cand.hash, doc_id)] if graded else (task.process_results(doc, texts), {})
+                pred, ref = texts[0], doc["_target"]
+                extra = {**extra, **({"samples": texts} if len(texts) > 1 else {})}
             rows.append({
                 "candidate": cand.name, "candidate_hash": cand.hash, "suite": suite.name, "suite_version": suite.version,
                 "item_id": str(doc["id"]), "prediction": str(pred), "reference": str(ref),

@@ -75,5 +75,9 @@ class Backend(ABC):
     def generate(self, requests: list[GenerateRequest]) -> list[tuple[str, int]]:
         """(generated text cut at the first stop string, tokens processed) per request."""
 
+    def add_candidates(self, candidates: list[Candidate]) -> None:
+        """Make more candidates servable without restarting the engine (a sweep adds one per trial)."""
+        self.candidates = [*self.candidates, *(c for c in candidates if c not in self.candidates)]
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the engine."""

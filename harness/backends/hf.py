@@ -37,21 +37,29 @@ class HFBackend(Backend):
         HFBackend.base_loads += 1
         self._tokenizer = load_tokenizer(self.base)
         model = load_causal_lm(self.base, self.dtype)
-        adapters = [c for c in self.candidates if not c.is_base]
-        if adapters:
-            from peft import PeftModel
-
-            for i, cand in enumerate(adapters):
-                try:
-                    if i == 0:
-                        model = PeftModel.from_pretrained(model, cand.adapter, adapter_name=cand.hash)
-                    else:
-                        model.load_adapter(cand.adapter, adapter_name=cand.hash)
-                except (RuntimeError, ValueError, KeyError) as err:
-                    first = str(err).strip().splitlines()[0][:200]
-                    raise UserError(f"--adapter {cand.name}={cand.adapter}: does not fit base {self.base.spec}: {first}") from None
         model.eval()
         self._model = model
+        self._load_adapters([c for c in self.candidates if not c.is_base])
+
+    def _load_adapters(self, adapters: list[Candidate]) -> None:
+        from peft import PeftModel
+
+        for cand in adapters:
+            try:
+                if isinstance(self._model, PeftModel):
+                    self._model.load_adapter(cand.adapter, adapter_name=cand.hash)
+                else:
+                    self._model = PeftModel.from_pretrained(self._model, cand.adapter, adapter_name=cand.hash)
+            except (RuntimeError, ValueError, KeyError) as err:
+                first = str(err).strip().splitlines()[0][:200]
+                raise UserError(f"--adapter {cand.name}={cand.adapter}: does not fit base {self.base.spec}: {first}") from None
+        self._model.eval()
+
+    def add_candidates(self, candidates: list[Candidate]) -> None:
+        new = [c for c in candidates if c not in self.candidates]
+        super().add_candidates(new)
+        if self._model is not None:
+            self._load_adapters([c for c in new if not c.is_base])
 
     @contextmanager
     def _active(self, candidate: Candidate):

@@ -31,11 +31,22 @@ class VLLMBackend(Backend):
     engine_starts = 0  # process-wide count (tests assert one engine per evaluation)
 
     def __init__(self, base: BaseModel, candidates: list[Candidate], dtype: str = "float32",
-                 max_model_len: int | None = None, max_num_seqs: int = 64):
+                 max_model_len: int | None = None, max_num_seqs: int = 64, max_lora_rank: int | None = None, max_loras: int = 4):
         self.base, self.candidates, self.dtype = base, candidates, dtype
         self.max_model_len, self.max_num_seqs = max_model_len, max_num_seqs
+        # A sweep starts the engine before any adapter exists: it sizes LoRA up front.
+        self.max_lora_rank, self.max_loras = max_lora_rank, max_loras
         self._llm = self._tokenizer = None
-        self._lora_ids = {c.hash: i for i, c in enumerate((c for c in candidates if not c.is_base), 1)}
+        self._lora_ids: dict[str, int] = {}
+        self.add_candidates([])
+
+    def add_candidates(self, candidates: list[Candidate]) -> None:
+        super().add_candidates(candidates)
+        for cand in self.candidates:
+            if not cand.is_base and cand.hash not in self._lora_ids:
+                if self._llm is not None and adapter_rank(cand.adapter) > self._lora_rank:
+                    raise ValueError(f"adapter {cand.name} has rank {adapter_rank(cand.adapter)} > the engine's max_lora_rank {self._lora_rank}")
+                self._lora_ids[cand.hash] = len(self._lora_ids) + 1  # vLLM loads it on first use
 
     def _ensure_loaded(self):
         if self._llm is not None:
@@ -57,10 +68,12 @@ class VLLMBackend(Backend):
         register()  # vLLM loads it via the entry point too; in-process we make sure
         adapters = [c for c in self.candidates if not c.is_base]
         kwargs = {}
-        if adapters:
-            rank = max(adapter_rank(c.adapter) for c in adapters)
-            kwargs.update(enable_lora=True, max_loras=len(adapters),
-                          max_lora_rank=next(r for r in VLLM_LORA_RANKS if r >= rank))
+        self._lora_rank = 0
+        if adapters or self.max_lora_rank:
+            rank = max([self.max_lora_rank or 0, *(adapter_rank(c.adapter) for c in adapters)])
+            self._lora_rank = next(r for r in VLLM_LORA_RANKS if r >= rank)
+            # max_loras: adapter slots per batch; more adapters than slots are swapped in and out.
+            kwargs.update(enable_lora=True, max_loras=max(1, min(len(adapters) or self.max_loras, 16)), max_lora_rank=self._lora_rank)
         if self.max_model_len is None:  # a KV cache for the model's whole context would not fit on CPU
             from transformers import AutoConfig
 
