@@ -26,7 +26,7 @@ def random_adapters(base: BaseModel, out_dir: Path, ranks=(8, 16)) -> list[Path]
 
     paths = []
     for i, rank in enumerate(ranks):
-        path = out_dir / f"random-r{rank}"
+        path = out_dir / f"random-{i}-r{rank}"
         if not (path / "adapter_config.json").exists():
             import torch
 

@@ -217,7 +217,6 @@ def run(cfg: SweepConfig, n_trials: int | None = None, timeout_s: float | None =
     from harness.models import resolve_base
     from harness.suites import load_suite
     from harness.trackers import make_trackers
-    from harness.train import TrainingFailed, train
 
     if cfg.multi_fidelity.enabled:
         raise UserError("multi_fidelity: successive halving over n_samples is not built yet; set enabled: false")
@@ -255,14 +254,18 @@ def run(cfg: SweepConfig, n_trials: int | None = None, timeout_s: float | None =
                 trial.set_user_attr("surplus", True)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 break
-            _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trackers, train, TrainingFailed, make_candidate, say, n_trials)
+            _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trackers, say, n_trials)
     finally:
         engine.close()
         trackers.finish(study)
     return study
 
 
-def _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trackers, train, TrainingFailed, make_candidate, say, n_trials):
+def _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trackers, say, n_trials):
+    """Train, score and tell one trial; a failure is recorded with its reason, never raised (but Ctrl-C and bad input)."""
+    from harness.backends import make_candidate
+    from harness.train import TrainingFailed, train
+
     params = dict(trial.params)
     tdir = root / f"trial-{trial.number}"
     beat = Heartbeat(tdir / "heartbeat")

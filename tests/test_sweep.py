@@ -1,6 +1,5 @@
 """Sweeps on the tiny model: real Optuna storage, real training and scoring, real trackers."""
 
-import json
 import os
 import signal
 import sqlite3
@@ -10,7 +9,6 @@ import time
 from pathlib import Path
 
 import optuna
-import pytest
 
 from conftest import REPO, run_cli
 
