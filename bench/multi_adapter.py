@@ -61,7 +61,9 @@ def lmeval_worker(model: str, adapter: str, suites: list[str], out: str) -> None
         suite = load_suite(ref, load_suite(ref).config.limit.full)
         tasks.append(build_task(suite, chat_renderer(suite, tok) if suite.config.builtin is None else None))
     if model == "hf":
-        args = f"pretrained={base.path},peft={adapter},dtype=float32"
+        import torch
+
+        args = f"pretrained={base.path},peft={adapter},dtype=float32,device={'cuda' if torch.cuda.is_available() else 'cpu'}"
     else:
         args = f"pretrained={base.path},enable_lora=True,lora_local_path={adapter},max_lora_rank=16,dtype=float32,max_model_len=2048"
     res = lm_eval.simple_evaluate(model=model, model_args=args, tasks=tasks, log_samples=True, cache_requests=False,
