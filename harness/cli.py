@@ -278,7 +278,7 @@ def leaderboard(
     """The study's leaderboard in the terminal, or as md/csv/json for scripts."""
     from harness import report as reporting
 
-    board = reporting.leaderboard(reporting.load(study, storage)).drop(columns=["start", "complete", "adapter", "number"], errors="ignore")
+    board = reporting.leaderboard(reporting.load(study, storage)).drop(columns=["start", "complete", "adapter", "dir", "number"], errors="ignore")
     if format == "md":
         print(board.to_markdown(index=False, floatfmt=".4g"))
     elif format == "csv":
@@ -297,50 +297,49 @@ def leaderboard(
 @app.command()
 def gate(
     rules: Annotated[Path, typer.Option(help="gate rules YAML (see suites/gates.yaml)")],
-    results: Annotated[Path, typer.Option(help="an eval output directory (items.parquet + scores.json)")],
-    candidate: Annotated[str | None, typer.Option(help="candidate name in the results (default: the one adapter)")] = None,
-    baseline: Annotated[str | None, typer.Option(help="'base', a candidate name, or DIR[:NAME] of other results (default: base)")] = None,
+    results: Annotated[Path | None, typer.Option(help="an eval output directory (items.parquet + scores.json)")] = None,
+    study: Annotated[str | None, typer.Option(help="a sweep study instead of --results")] = None,
+    storage: Annotated[str | None, typer.Option(help="the study's storage URL (default: its journal under runs/)")] = None,
+    candidate: Annotated[str | None, typer.Option(help="best (a study's pick) | trial-N | NAME (default: the one adapter)")] = None,
+    baseline: Annotated[str | None, typer.Option(help="champion | base | trial-N | NAME | DIR[:NAME] (default: the champion, else base)")] = None,
     junit: Annotated[Path | None, typer.Option(help="write JUnit XML (one testcase per rule)")] = None,
     summary: Annotated[Path | None, typer.Option(help="write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the verdict as JSON")] = None,
+    promote: Annotated[bool, typer.Option(help="on pass: MLflow alias 'champion' + reports/NAME/champion.json")] = False,
 ):
     """Fail the build (exit 1) when a candidate misses a threshold or regresses against a baseline; exit 2 on bad input."""
     from harness import config
     from harness import gate as gating
 
     cfg = config.load(rules, "gate")
-    res = gating.Results.load(results)
-    names = res.candidates()
-    if candidate is None:
-        adapters = [n for n in names if n != "base"]
-        if len(adapters) != 1:
-            raise UserError(f"--candidate: {results} holds {', '.join(names)}; name the one to gate")
-        candidate = adapters[0]
-    base = None
-    ref = baseline or ("base" if "base" in names and candidate != "base" else None)
-    if ref is not None:
-        path, _, name = ref.partition(":")
-        if Path(path).is_dir():
-            other = gating.Results.load(Path(path))
-            pick = name or next(iter([n for n in other.candidates() if n != "base"] or other.candidates()), None)
-            if pick not in other.candidates():
-                raise UserError(f"--baseline {ref}: no candidate {pick!r} there")
-            base = (other, pick)
-        elif ref in names:
-            base = (res, ref)
-        else:
-            raise UserError(f"--baseline {ref}: not a candidate in {results} ({', '.join(names)}) nor a results directory")
+    if (results is None) == (study is None):
+        raise UserError("harness gate: give exactly one of --results DIR or --study NAME")
+    res = gating.Results.load(results) if results else gating.Results.from_study(study, storage)
+    candidate = gating.resolve_candidate(res, candidate, study)
+    base = gating.resolve_baseline(res, baseline, candidate)
     verdicts = gating.check(cfg, res, candidate, base)
-    table = Table("rule", "value", "95% CI", "threshold", "verdict", "detail")
+    table = Table("rule", "value", "95% CI", "threshold", "verdict", "detail", title=f"gate: {candidate}" + (f" vs {base[1]}" if base else ""))
     for v in verdicts:
         table.add_row(v.rule, f"{v.value:.4f}", f"[{v.ci_low:.4f}, {v.ci_high:.4f}]", f"{v.threshold:.4f}",
                       "[green]pass[/]" if v.passed else "[red]FAIL[/]", v.detail)
     console.print(table)
     gating.write_outputs(verdicts, candidate, junit, summary, json_out)
     if not all(v.passed for v in verdicts):
-        err_console.print(f"gate FAILED for {candidate}: {sum(not v.passed for v in verdicts)} of {len(verdicts)} rules")
+        err_console.print(f"gate FAILED for {candidate}: {sum(not v.passed for v in verdicts)} of {len(verdicts)} rules"
+                          + ("; not promoted" if promote else ""))
         raise typer.Exit(1)
     console.print(f"gate passed for {candidate}")
+    if promote:
+        from harness.promote import champion_file, promote as make_champion
+
+        try:
+            record = make_champion(res.name, candidate, res.adapters.get(candidate), res.dirs[candidate],
+                                   gating.headline_scores(res, candidate))
+        except Exception as err:  # noqa: BLE001 - a pipeline must see a failed promotion, without a traceback
+            err_console.print(f"promotion of {candidate} failed: {type(err).__name__}: {err}")
+            raise typer.Exit(1) from None
+        console.print(f"promoted {candidate}: MLflow model {record['name']} version {record['mlflow']['version']} "
+                      f"alias champion; {champion_file(res.name)}")
 
 
 @humaneval_app.command("grade")

@@ -25,20 +25,92 @@ from harness.stats import mean_ci, metric_frame, paired_difference
 
 @dataclass
 class Results:
-    """One eval output directory: per-item rows and the suite failures it recorded."""
+    """The items to gate: one eval output directory, or every complete candidate of a sweep study."""
 
+    name: str  # the eval directory's or the study's name: the champion is kept per name
     path: Path
     items: pd.DataFrame
     failures: list[dict]
+    adapters: dict[str, str | None]  # candidate -> adapter path
+    dirs: dict[str, Path]  # candidate -> the directory holding its items (what a champion points back to)
+    storage: str | None = None  # a study's storage URL
 
     @classmethod
     def load(cls, path: Path) -> Results:
         if not (path / ITEMS).is_file() or not (path / SCORES).is_file():
             raise UserError(f"--results {path}: no {ITEMS} and {SCORES} here (the output of harness eval)")
-        return cls(path, pd.read_parquet(path / ITEMS), json.loads((path / SCORES).read_text()).get("failures", []))
+        scores = json.loads((path / SCORES).read_text())
+        items = pd.read_parquet(path / ITEMS)
+        adapters = {c["name"]: c.get("adapter") for c in scores.get("candidates", [])}
+        names = dict.fromkeys(items["candidate"])
+        return cls(path.resolve().name, path, items, scores.get("failures", []),
+                   {n: adapters.get(n) for n in names}, {n: path for n in names})
+
+    @classmethod
+    def from_study(cls, study: str, storage: str | None) -> Results:
+        from harness.report import load
+
+        data = load(study, storage)
+        rows = list(data.trials.itertuples())
+        return cls(study, Path("runs") / study, data.items, [], {r.candidate: r.adapter for r in rows},
+                   {r.candidate: Path(r.dir) for r in rows if r.dir}, storage)
 
     def candidates(self) -> list[str]:
         return list(dict.fromkeys(self.items["candidate"]))
+
+
+def resolve_candidate(results: Results, spec: str | None, study: str | None) -> str:
+    """`best` (a study's pick: reports/<study>/best.json, else the report's rule), a name, or the one adapter."""
+    names = results.candidates()
+    if spec is None:
+        adapters = [n for n in names if n != "base"]
+        if len(adapters) != 1:
+            raise UserError(f"--candidate: {results.path} holds {', '.join(names)}; name the one to gate")
+        return adapters[0]
+    if spec == "best":
+        if study is None:
+            raise UserError("--candidate best: needs --study (the pick is made over a sweep's trials)")
+        from harness import report
+
+        best_file = Path("reports") / study / "best.json"
+        spec = json.loads(best_file.read_text())["candidate"] if best_file.is_file() else report.pick(report.load(study, results.storage))["candidate"]
+    if spec not in names:
+        raise UserError(f"--candidate {spec}: not in {results.path} (candidates: {', '.join(names)})")
+    return spec
+
+
+def resolve_baseline(results: Results, ref: str | None, candidate: str) -> tuple[Results, str] | None:
+    """`champion`, `base`, a candidate of the same results, or DIR[:NAME]; default: the champion, else base."""
+    from harness import promote
+
+    champion = promote.current(results.name)
+    if ref is None:
+        ref = "champion" if champion else ("base" if "base" in results.candidates() and candidate != "base" else None)
+    if ref is None:
+        return None
+    if ref == "champion":
+        if champion is None:
+            raise UserError(f"--baseline champion: no {promote.champion_file(results.name)} yet (promote one with --promote)")
+        where = Path(champion["results"])
+        if not (where / ITEMS).is_file():
+            raise UserError(f"--baseline champion: {promote.champion_file(results.name)} points to {where}, which has no {ITEMS}")
+        return Results.load(where), champion["candidate"]
+    if ref in results.candidates():
+        return results, ref
+    path, _, name = ref.partition(":")
+    if Path(path).is_dir():
+        other = Results.load(Path(path))
+        pick = name or next(iter([n for n in other.candidates() if n != "base"] or other.candidates()), None)
+        if pick not in other.candidates():
+            raise UserError(f"--baseline {ref}: no candidate {pick!r} there")
+        return other, pick
+    raise UserError(f"--baseline {ref}: not a candidate of {results.path} ({', '.join(results.candidates())}) nor a results directory")
+
+
+def headline_scores(results: Results, candidate: str) -> dict[str, float]:
+    """suite.metric -> mean, for the champion record."""
+    long = metric_frame(results.items[results.items.candidate == candidate])
+    return {f"{s}.{m}": float(g.astype(float).mean()) for (s, m), g in long.groupby(["suite", "metric"])["value"]}
 
 
 @dataclass

@@ -59,7 +59,7 @@ def load(study_name: str, storage: str | None = None) -> StudyData:
         rows.append({"candidate": name, "number": t.number, "is_base": name == "base", **t.params, "_params": dict(t.params),
                      **{f"objective{i or ''}": v for i, v in enumerate(t.values)},
                      "train_s": t.user_attrs.get("train_s", 0.0), "tokens_seen": t.user_attrs.get("tokens_seen", 0),
-                     "score_s": t.user_attrs.get("score_s"), "adapter": t.user_attrs.get("adapter"),
+                     "score_s": t.user_attrs.get("score_s"), "adapter": t.user_attrs.get("adapter"), "dir": t.user_attrs.get("dir"),
                      "start": t.datetime_start, "complete": t.datetime_complete})
     if not rows:
         raise UserError(f"study {study_name}: no complete trials yet")
@@ -216,7 +216,7 @@ def write(data: StudyData, out: Path, rule: str = "cheapest-tied", alpha: float 
     out.mkdir(parents=True, exist_ok=True)
     board = leaderboard(data, alpha)
     best = pick(data, rule, alpha)
-    shown = board.drop(columns=["number", "is_base", "start", "complete", "adapter"], errors="ignore")
+    shown = board.drop(columns=["number", "is_base", "start", "complete", "adapter", "dir"], errors="ignore")
     shown.insert(0, "", ["★ base" if b else ("✔ pick" if c == best["candidate"] else "") for b, c in zip(board.is_base, board.candidate)])
     shown.to_csv(out / "leaderboard.csv", index=False)
     (out / "leaderboard.md").write_text(f"# {data.name}: leaderboard\n\n" + shown.to_markdown(index=False, floatfmt=".4g") + "\n")

@@ -21,6 +21,11 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+def mlflow_uri(runs: Path) -> str:
+    """MLFLOW_TRACKING_URI, else the embedded SQLite store runs/mlflow.db."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(runs / 'mlflow.db').resolve()}"
+
+
 def _metrics(summary, values) -> dict[str, float]:
     out = {f"objective{i or ''}": float(v) for i, v in enumerate(values)}
     for r in summary.itertuples():
@@ -47,7 +52,7 @@ class MLflowTracker(Tracker):
         from mlflow import MlflowClient
 
         runs = root.parent
-        self.uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(runs / 'mlflow.db').resolve()}"
+        self.uri = mlflow_uri(runs)
         self.client = MlflowClient(self.uri)
         exp = self.client.get_experiment_by_name(study)
         self.experiment = exp.experiment_id if exp else self.client.create_experiment(
