@@ -32,6 +32,7 @@ class StudyData:
     failed: pd.DataFrame  # failed / pruned trials with their reasons
     items: pd.DataFrame  # every candidate's items
     params: list[str]  # the searched parameters
+    _headline: dict | None = None  # cache of _headline_values
 
 
 def load(study_name: str, storage: str | None = None) -> StudyData:
@@ -69,7 +70,13 @@ def load(study_name: str, storage: str | None = None) -> StudyData:
 
 
 def _headline_values(data: StudyData) -> dict[tuple[str, str], pd.Series]:
-    """(candidate, suite) -> per-item values of the suite's headline metric, indexed by item id."""
+    """(candidate, suite) -> per-item values of the suite's headline metric, indexed by item id (computed once)."""
+    if data._headline is None:
+        data._headline = _compute_headline(data)
+    return data._headline
+
+
+def _compute_headline(data: StudyData) -> dict[tuple[str, str], pd.Series]:
     long = metric_frame(data.items)
     headline = data.meta.get("headline", {})
     out = {}

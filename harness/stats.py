@@ -5,11 +5,32 @@ Nothing here is stored: scores.json and reports recompute it from items.parquet.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 
 N_BOOT = 2000
 N_PERM = 10000
+CACHE_LIMIT = 32_000_000  # entries: resampling plans up to this size are kept (a report reuses them)
+
+
+@lru_cache(maxsize=8)
+def _bootstrap_plan(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """Resampling indices (n_boot, n): the same for every call with this n and seed, so compute once."""
+    return np.random.default_rng(seed).integers(0, n, (n_boot, n), dtype=np.int32 if n < 2**31 else np.int64)
+
+
+@lru_cache(maxsize=8)
+def _sign_flip_plan(n: int, seed: int) -> np.ndarray:
+    """(N_PERM, n) float32 matrix of +-1 from random bits (unpackbits is ~10x faster than rng.choice)."""
+    bits = np.unpackbits(np.frombuffer(np.random.default_rng(seed).bytes(N_PERM * ((n + 7) // 8)), dtype=np.uint8).reshape(N_PERM, -1), axis=1)
+    return bits[:, :n].astype(np.float32) * 2 - 1
+
+
+def _plan(factory, size: int, *key):
+    # A plan too large to keep (tens of thousands of items) is built for the call and dropped.
+    return factory(*key) if size <= CACHE_LIMIT else factory.__wrapped__(*key)
 
 
 def mean_ci(values, alpha: float = 0.05, n_boot: int = N_BOOT, seed: int = 0) -> dict:
@@ -20,7 +41,7 @@ def mean_ci(values, alpha: float = 0.05, n_boot: int = N_BOOT, seed: int = 0) ->
         return {"value": float("nan"), "stderr": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": n}
     mean = float(x.mean())
     stderr = float(x.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-    boots = x[np.random.default_rng(seed).integers(0, n, (n_boot, n))].mean(axis=1)
+    boots = x[_plan(_bootstrap_plan, n_boot * n, n, n_boot, seed)].mean(axis=1)
     low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
     return {"value": mean, "stderr": stderr, "ci_low": float(low), "ci_high": float(high), "n": n}
 
@@ -33,10 +54,11 @@ def paired_difference(a: pd.Series, b: pd.Series, alpha: float = 0.05, seed: int
     if n == 0:
         return {"diff": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"), "n": 0}
     ci = mean_ci(d, alpha=alpha, seed=seed)
-    rng = np.random.default_rng(seed + 1)
-    observed = abs(d.mean())
-    flips = rng.choice((-1.0, 1.0), size=(N_PERM, n))
-    extreme = (np.abs((flips * d).mean(axis=1)) >= observed - 1e-12).sum()
+    # Compared as sums in float32: exact for the small-integer differences of 0/1 metrics; the
+    # tolerance absorbs float32 rounding for continuous metrics, so an exact tie always counts.
+    observed = abs(d.sum())
+    flipped = np.abs(_plan(_sign_flip_plan, N_PERM * n, n, seed + 1) @ d.astype(np.float32))
+    extreme = (flipped >= observed - 1e-5 * (np.abs(d).sum() + 1)).sum()
     return {"diff": float(d.mean()), "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "p_value": float((extreme + 1) / (N_PERM + 1)), "n": n}
 
 
@@ -51,7 +73,7 @@ def metric_frame(items: pd.DataFrame) -> pd.DataFrame:
     """
     frames = []
     for _, group in items.groupby("suite", sort=False):
-        expanded = pd.DataFrame([_loads(m) for m in group["metrics"]], index=group.index)
+        expanded = pd.DataFrame(_loads_all(group["metrics"]), index=group.index)
         wide = pd.concat([group[ID_COLUMNS], expanded], axis=1)
         frames.append(wide.melt(id_vars=ID_COLUMNS, var_name="metric", value_name="value"))
     if not frames:
@@ -68,7 +90,10 @@ def summarize(items: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _loads(text):
+def _loads_all(column: pd.Series) -> list[dict]:
+    """The metrics column (JSON text per row) parsed in one json.loads: ~5x faster than row by row."""
     import json
 
-    return json.loads(text) if isinstance(text, str) else text
+    if all(isinstance(m, str) for m in column):
+        return json.loads("[" + ",".join(column) + "]")
+    return [json.loads(m) if isinstance(m, str) else m for m in column]
