@@ -183,11 +183,16 @@ class Sampler(Strict):
 
 
 class Pruner(Strict):
+    """Which Optuna pruner decides promotions between multi_fidelity rungs (default successive_halving)."""
+
     name: Literal["none", "median", "successive_halving", "hyperband"] = "none"
 
 
 class MultiFidelity(Strict):
-    """Successive halving over n_samples: every config on few samples, the best fraction promoted."""
+    """Successive halving over n_samples: every config on few samples, the best fraction promoted.
+
+    Rungs are min_samples * reduction_factor**k, ending with the largest n_samples of the space.
+    """
 
     enabled: bool = False
     min_samples: Annotated[int, Field(gt=0)] = 64
@@ -240,7 +245,27 @@ class SweepConfig(Strict):
         searchable = set(TrainConfig.model_fields) - {"data"}
         if unknown := self.space.keys() - searchable:
             raise ValueError(f"space names unknown training parameters {sorted(unknown)}")
+        if self.multi_fidelity.enabled:
+            if len(self.objectives) > 1:
+                raise ValueError("multi_fidelity: promotion needs one objective (Optuna pruners are single-objective)")
+            if self.multi_fidelity.min_samples > self.max_samples():
+                raise ValueError(f"multi_fidelity.min_samples {self.multi_fidelity.min_samples} exceeds the largest n_samples {self.max_samples()}")
+        elif self.pruner.name != "none":
+            raise ValueError(f"pruner {self.pruner.name}: needs multi_fidelity.enabled (trials report scores only per n_samples rung)")
         return self
+
+    def max_samples(self) -> int:
+        p = self.space["n_samples"]
+        return int(max(p.choices) if p.type == "categorical" else p.high)
+
+    def rungs(self) -> list[int]:
+        """n_samples of each multi-fidelity rung: min_samples * eta**k below the top, then the top."""
+        mf, top = self.multi_fidelity, self.max_samples()
+        out, n = [], mf.min_samples
+        while n < top:
+            out.append(n)
+            n *= mf.reduction_factor
+        return [*out, top]
 
 
 # ---------------------------------------------------------------- gate rules

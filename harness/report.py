@@ -50,14 +50,16 @@ def load(study_name: str, storage: str | None = None) -> StudyData:
         if t.user_attrs.get("surplus"):
             continue
         name = "base" if t.user_attrs.get("candidate") == "base" else f"trial-{t.number}"
+        params = _params(t)
         if t.state != S.COMPLETE:
             if t.state in (S.FAIL, S.PRUNED):
-                failed.append({"candidate": name, "state": t.state.name, **t.params, "reason": t.user_attrs.get("fail_reason", "")})
+                failed.append({"candidate": name, "state": t.state.name, **params, "rungs": _rungs(t),
+                               "reason": t.user_attrs.get("fail_reason", "")})
             continue
         items_path = Path(t.user_attrs.get("dir", "")) / "items.parquet"
         if items_path.is_file():
             frames.append(pd.read_parquet(items_path))
-        rows.append({"candidate": name, "number": t.number, "is_base": name == "base", **t.params, "_params": dict(t.params),
+        rows.append({"candidate": name, "number": t.number, "is_base": name == "base", **params, "_params": params, "rungs": _rungs(t),
                      **{f"objective{i or ''}": v for i, v in enumerate(t.values)},
                      "train_s": t.user_attrs.get("train_s", 0.0), "tokens_seen": t.user_attrs.get("tokens_seen", 0),
                      "score_s": t.user_attrs.get("score_s"), "adapter": t.user_attrs.get("adapter"), "dir": t.user_attrs.get("dir"),
@@ -65,8 +67,24 @@ def load(study_name: str, storage: str | None = None) -> StudyData:
     if not rows:
         raise UserError(f"study {study_name}: no complete trials yet")
     items = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["candidate", "suite", "item_id", "metrics"])
-    params = list(dict.fromkeys(k for t in study.get_trials(deepcopy=False) for k in t.params))
-    return StudyData(study_name, study, meta, pd.DataFrame(rows), pd.DataFrame(failed), items, params)
+    params = list(dict.fromkeys(k for t in study.get_trials(deepcopy=False) for k in _params(t)))
+    trials, failed = pd.DataFrame(rows), pd.DataFrame(failed)
+    if not trials.rungs.astype(bool).any():  # not a multi-fidelity study
+        trials = trials.drop(columns="rungs")
+        failed = failed.drop(columns="rungs", errors="ignore")
+    return StudyData(study_name, study, meta, trials, failed, items, params)
+
+
+def _params(t: optuna.trial.FrozenTrial) -> dict:
+    """The trial's params; under multi_fidelity n_samples is the rung it reached, not a sampled param."""
+    if "n_samples" in t.params or "n_samples" not in t.user_attrs:
+        return dict(t.params)
+    return {**t.params, "n_samples": t.user_attrs["n_samples"]}
+
+
+def _rungs(t: optuna.trial.FrozenTrial) -> str:
+    """Multi-fidelity: the n_samples rungs a trial climbed ("32→96"); each arrow is a promotion."""
+    return "→".join(str(r["n_samples"]) for r in t.user_attrs.get("rungs", []))
 
 
 def _headline_values(data: StudyData) -> dict[tuple[str, str], pd.Series]:
@@ -233,6 +251,9 @@ def write(data: StudyData, out: Path, rule: str = "cheapest-tied", alpha: float 
              f"Tied with the top: {', '.join(best['tied_with_top'])}. "
              + (f"Runner-up: {best['runner_up']['candidate']} (objective {best['runner_up']['objective']:.4f}).</p>" if best["runner_up"] else "</p>"),
              "<h2>Leaderboard</h2>", shown.to_html(index=False, table_id="leaderboard", float_format=lambda v: f"{v:.4g}")]
+    if "rungs" in board:
+        parts.append("<p>Multi-fidelity: <i>rungs</i> lists the n_samples each trial was trained on in turn; each arrow is "
+                     "a promotion by the pruner, and pruned trials are listed below with the rung they stopped at.</p>")
     if len(data.failed):
         parts += ["<h2>Failed and pruned trials</h2>", data.failed.to_html(index=False, table_id="failed")]
     for i, (name, fig) in enumerate(figures(data, board)):

@@ -5,6 +5,13 @@ and runs/<study>/trial-<n>/items.parquet (per-item scores). Trial 0 is the base 
 every candidate is compared with. Workers share the study through its storage; each keeps one
 engine for the whole sweep and adds each trial's adapter to it.
 
+Multi-fidelity (`multi_fidelity.enabled`): n_samples is not sampled but climbed. A trial trains and
+scores its config on rung 0 (min_samples), reports the objective to Optuna at step=n_samples, and asks
+the pruner (successive halving by default: promoted if in the top 1/eta of the trials that reached this
+rung so far, asynchronously) whether to retrain on eta times more rows. Each rung trains from scratch
+on the first n rows of the same fixed permutation (runs/<study>/trial-<n>/n<samples>/); a pruned trial
+keeps its last rung's scores and is recorded PRUNED with the rung it stopped at.
+
 Faults: a running trial touches runs/<study>/trial-<n>/heartbeat; a worker starting up marks
 RUNNING trials whose heartbeat is older than STALE_S as FAIL ("worker died") and re-enqueues their
 params, so a SIGKILLed worker's trial is retried by whoever runs next. This works on every storage
@@ -62,8 +69,11 @@ def storage_for(study: str, url: str | None = None):
 
 
 def distributions(cfg: SweepConfig) -> dict:
+    """What the sampler searches; with multi_fidelity, n_samples is climbed by rungs, not sampled."""
     dists = {}
     for name, p in cfg.space.items():
+        if name == "n_samples" and cfg.multi_fidelity.enabled:
+            continue
         if p.type == "categorical":
             dists[name] = optuna.distributions.CategoricalDistribution(p.choices)
         elif p.type == "int":
@@ -179,11 +189,24 @@ def _check_parity(base) -> None:
     log.info("parity hf vs vllm: %d/%d checks agree", len(rows), len(rows))
 
 
+def make_pruner(cfg: SweepConfig):
+    """The pruner that decides multi-fidelity promotions; steps are n_samples."""
+    if not cfg.multi_fidelity.enabled:
+        return optuna.pruners.NopPruner()
+    mf = cfg.multi_fidelity
+    name = "successive_halving" if cfg.pruner.name == "none" else cfg.pruner.name
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=mf.min_samples, max_resource=cfg.max_samples(), reduction_factor=mf.reduction_factor)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=mf.reduction_factor, n_min_trials=mf.reduction_factor)
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=mf.min_samples, reduction_factor=mf.reduction_factor, min_early_stopping_rate=0)
+
+
 def _create_study(cfg: SweepConfig, storage, directions) -> optuna.Study:
     """Create-or-load, retried: workers racing on an empty SQLite/PostgreSQL schema can collide once."""
     for attempt in range(5):
         try:
-            return optuna.create_study(study_name=cfg.study, storage=storage, sampler=make_sampler(cfg),
+            return optuna.create_study(study_name=cfg.study, storage=storage, sampler=make_sampler(cfg), pruner=make_pruner(cfg),
                                        directions=directions, load_if_exists=True)
         except Exception as err:  # noqa: BLE001 - integrity/operational errors of the race
             if attempt == 4:
@@ -218,8 +241,6 @@ def run(cfg: SweepConfig, n_trials: int | None = None, timeout_s: float | None =
     from harness.suites import load_suite
     from harness.trackers import make_trackers
 
-    if cfg.multi_fidelity.enabled:
-        raise UserError("multi_fidelity: successive halving over n_samples is not built yet; set enabled: false")
     n_trials = n_trials or cfg.budget.n_trials
     timeout_s = timeout_s or cfg.budget.timeout_s
     backend_kind = backend_kind or cfg.backend
@@ -263,30 +284,40 @@ def run(cfg: SweepConfig, n_trials: int | None = None, timeout_s: float | None =
 
 def _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trackers, say, n_trials):
     """Train, score and tell one trial; a failure is recorded with its reason, never raised (but Ctrl-C and bad input)."""
-    from harness.backends import make_candidate
-    from harness.train import TrainingFailed, train
-
     params = dict(trial.params)
     tdir = root / f"trial-{trial.number}"
     beat = Heartbeat(tdir / "heartbeat")
     shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+    rungs = cfg.rungs() if cfg.multi_fidelity.enabled else [params["n_samples"]]
+    climbed = []
     try:
-        tcfg = TrainConfig(**{**cfg.train.model_dump(), **params, "seed": cfg.seed + trial.number})
-        say(f"trial {trial.number} ({len(_counted(study))}/{n_trials}): training ({shown})")
-        adapter = tdir / "adapter"
-        if adapter.exists():  # a complete adapter from an attempt that died while scoring
-            shutil.rmtree(adapter)
-        record = train(base, tcfg, adapter)
-        say(f"trial {trial.number}: scoring {', '.join(s.name for s in suites.values())}")
-        cand = make_candidate(f"trial-{trial.number}", base, adapter)
-        engine.add_candidates([cand])
-        values, summary, seconds = _score(engine, base, cand, suites, tdir, objective_fn)
-        attrs = {"dir": str(tdir), "adapter": str(adapter), "train_s": record["train_s"], "tokens_seen": record["tokens_seen"],
-                 "score_s": seconds, "scores": summary.to_dict(orient="records")}
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        for i, n_samples in enumerate(rungs):
+            where = tdir / f"n{n_samples}" if cfg.multi_fidelity.enabled else tdir
+            step = f" rung {i + 1}/{len(rungs)} n_samples={n_samples}" if cfg.multi_fidelity.enabled else ""
+            say(f"trial {trial.number} ({len(_counted(study))}/{n_trials}){step}: training ({shown})")
+            values, summary, attrs = _train_and_score(trial, cfg, base, engine, suites, {**params, "n_samples": n_samples},
+                                                      where, objective_fn, say)
+            curve = attrs.pop("loss_curve")
+            climbed.append({"n_samples": n_samples, "objective": values[0], "train_s": attrs["train_s"],
+                            "tokens_seen": attrs["tokens_seen"], "dir": str(where)})
+            # The trial's training cost is every rung it climbed.
+            attrs.update(n_samples=n_samples, train_s=sum(r["train_s"] for r in climbed),
+                         tokens_seen=sum(r["tokens_seen"] for r in climbed))
+            if cfg.multi_fidelity.enabled:
+                attrs["rungs"] = climbed
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+            if i < len(rungs) - 1:
+                trial.report(values[0], step=n_samples)
+                if trial.should_prune():
+                    reason = f"pruned at n_samples={n_samples}: objective {values[0]:.4f} not promoted by {type(study.pruner).__name__}"
+                    trial.set_user_attr("fail_reason", reason)
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    trackers.log_failure(f"trial-{trial.number}", {**params, "n_samples": n_samples}, reason)
+                    say(f"trial {trial.number}: {reason}")
+                    return
         study.tell(trial, values)
-        trackers.log_trial(f"trial-{trial.number}", params, summary, values, {**attrs, "loss_curve": record["loss_curve"]})
+        trackers.log_trial(f"trial-{trial.number}", {**params, "n_samples": rungs[-1]}, summary, values, {**attrs, "loss_curve": curve})
         best = max(study.best_trials, key=lambda t: t.values[0]) if len(study.directions) == 1 else None
         if best is not None:
             say(f"trial {trial.number}: objective {values[0]:.4f}; best so far trial {best.number} = {best.values[0]:.4f} {best.params}")
@@ -298,6 +329,8 @@ def _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trac
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
     except Exception as err:  # noqa: BLE001 - one failed trial (NaN loss, engine error) does not stop the sweep
+        from harness.train import TrainingFailed
+
         reason = err.reason if isinstance(err, TrainingFailed) else f"{type(err).__name__}: {err}"
         log.error("trial %d failed: %s", trial.number, reason)
         trial.set_user_attr("fail_reason", reason[:500])
@@ -305,3 +338,22 @@ def _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trac
         trackers.log_failure(f"trial-{trial.number}", params, reason)
     finally:
         beat.stop()
+
+
+def _train_and_score(trial, cfg, base, engine, suites, params: dict, where: Path, objective_fn, say):
+    """One adapter on `params`, scored on every suite into `where`; returns values, summary, trial attrs."""
+    from harness.backends import make_candidate
+    from harness.train import train
+
+    tcfg = TrainConfig(**{**cfg.train.model_dump(), **params, "seed": cfg.seed + trial.number})
+    adapter = where / "adapter"
+    if adapter.exists():  # a complete adapter from an attempt that died while scoring
+        shutil.rmtree(adapter)
+    record = train(base, tcfg, adapter)
+    say(f"trial {trial.number}: scoring {', '.join(s.name for s in suites.values())}")
+    cand = make_candidate(f"trial-{trial.number}", base, adapter)
+    engine.add_candidates([cand])
+    values, summary, seconds = _score(engine, base, cand, suites, where, objective_fn)
+    attrs = {"dir": str(where), "adapter": str(adapter), "train_s": record["train_s"], "tokens_seen": record["tokens_seen"],
+             "score_s": seconds, "scores": summary.to_dict(orient="records"), "loss_curve": record["loss_curve"]}
+    return values, summary, attrs

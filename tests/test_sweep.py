@@ -1,14 +1,18 @@
 """Sweeps on the tiny model: real Optuna storage, real training and scoring, real trackers."""
 
 import os
+import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import optuna
+import pytest
 
 from conftest import REPO, run_cli
 
@@ -127,9 +131,35 @@ def test_sigkill_mid_trial_then_rerun_finishes_the_budget(tiny_model, tmp_path, 
         assert again.values == t.values and again.datetime_complete == t.datetime_complete
 
 
-def test_two_workers_on_sqlite_run_exactly_the_budget(tiny_model, tmp_path, harness_home):
+@pytest.fixture()
+def postgres_url():
+    """A throwaway PostgreSQL server on 127.0.0.1 (DESIGN.md §6 recipe), run as `postgres` when we are root."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    if not bins:
+        pytest.skip("PostgreSQL is not installed here (make sysdeps installs the Debian package; CI has it)")
+    pg = bins[-1]
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = Path(tempfile.mkdtemp(prefix="harness-pg-"))  # not under pytest's root-only tmp dirs
+    if as_pg:
+        shutil.chown(root, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*as_pg, pg / "initdb", "-D", root / "db", "--auth=trust", "-U", "harness"], check=True, capture_output=True)
+    subprocess.run([*as_pg, pg / "pg_ctl", "-D", root / "db", "-l", root / "log", "-w", "-o",
+                    f"-c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c unix_socket_directories={root}", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg2://harness@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_pg, pg / "pg_ctl", "-D", root / "db", "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_workers_run_exactly_the_budget(kind, tiny_model, tmp_path, harness_home, request):
     cfg = sweep_file(tmp_path, tiny_model, "duo", n_trials=4, trackers=("none",))
-    url = f"sqlite:///{tmp_path / 'duo.db'}"
+    url = f"sqlite:///{tmp_path / 'duo.db'}" if kind == "sqlite" else request.getfixturevalue("postgres_url")
     cmd = [sys.executable, "-m", "harness.cli", "sweep", str(cfg), "--storage", url]
     workers = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for w in workers:
@@ -141,3 +171,31 @@ def test_two_workers_on_sqlite_run_exactly_the_budget(tiny_model, tmp_path, harn
     assert len(bases) == 1 and len(complete) == 4
     assert len({t.number for t in trials}) == len(trials)
     assert all(t.user_attrs.get("surplus") for t in trials if t.state == optuna.trial.TrialState.FAIL)
+
+
+def test_multi_fidelity_climbs_rungs_and_prunes_by_successive_halving(tiny_model, tmp_path, harness_home):
+    cfg = sweep_file(tmp_path, tiny_model, "mf", n_trials=3, trackers=("none",))
+    cfg.write_text(cfg.read_text() + "multi_fidelity: {enabled: true, min_samples: 8, reduction_factor: 2}\n")
+    proc = run_cli("sweep", str(cfg), cwd=tmp_path, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/mf/journal.log")))
+    trials = [t for t in optuna.load_study(study_name="mf", storage=storage).get_trials() if t.user_attrs.get("candidate") != "base"]
+    assert len(trials) == 3
+    S = optuna.trial.TrialState
+    for t in trials:
+        assert "n_samples" not in t.params  # climbed, not sampled
+        climbed = [r["n_samples"] for r in t.user_attrs["rungs"]]
+        assert climbed == [8, 16, 32][:len(climbed)] and t.user_attrs["n_samples"] == climbed[-1]
+        assert all((tmp_path / f"runs/mf/trial-{t.number}/n{n}/items.parquet").is_file() for n in climbed)
+        assert t.state == (S.COMPLETE if climbed[-1] == 32 else S.PRUNED)
+    assert trials[0].state == S.COMPLETE  # asynchronous halving promotes the first trial at every rung
+    for t in trials:  # each decision follows the rule: promoted iff in the top 1/2 of the rung so far
+        for rung, record in enumerate(t.user_attrs["rungs"][:-1] if t.state == S.COMPLETE else t.user_attrs["rungs"]):
+            so_far = [x.system_attrs[f"completed_rung_{rung}"] for x in trials
+                      if x.number <= t.number and f"completed_rung_{rung}" in x.system_attrs]
+            kth_best = sorted(so_far, reverse=True)[max(len(so_far) // 2 - 1, 0)]
+            assert (record["objective"] >= kth_best) == (t.state == S.COMPLETE or rung < len(t.user_attrs["rungs"]) - 1)
+    proc = run_cli("report", "mf", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    board = (tmp_path / "reports/mf/leaderboard.md").read_text()
+    assert "rungs" in board and "8→16→32" in board
