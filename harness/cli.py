@@ -238,15 +238,34 @@ def sweep(
     storage: Annotated[str | None, typer.Option(help="sqlite:///... or postgresql://... (default: a journal file under runs/<study>/)")] = None,
     backend: Annotated[str | None, typer.Option(help="hf | vllm (default: the file's)")] = None,
     tracker: Annotated[list[str], typer.Option(help="mlflow | neptune | none; repeatable (default: the file's)")] = [],
+    workers: Annotated[int, typer.Option(help="local workers sharing the study (each one engine); logs of the extra ones in runs/<study>/")] = 1,
 ):
     """Optuna over LoRA rank x learning rate x sample count: train, score and record each trial."""
+    import subprocess
+    import sys
+
     from harness import config
     from harness import sweep as sweeping
 
     cfg = config.load(file, "sweep")
     if study:
         cfg = cfg.model_copy(update={"study": study})
+    if workers < 1:
+        raise UserError(f"--workers {workers}: must be at least 1")
+    # Extra workers are the same command again (what a user would start in another shell).
+    argv = []
+    for arg, prev in zip(sys.argv[1:], sys.argv[:-1], strict=True):
+        if not arg.startswith("--workers") and prev != "--workers":
+            argv.append(arg)
+    logs = [sweeping.study_dir(cfg) / f"worker-{i}.log" for i in range(1, workers)]
+    for log_path in logs:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    extra = [subprocess.Popen([sys.executable, "-m", "harness.cli", *argv], stdout=open(p, "w"), stderr=subprocess.STDOUT) for p in logs]
     result = sweeping.run(cfg, n_trials, timeout, storage, backend, tracker or None, console)
+    failed = [log_path for proc, log_path in zip(extra, logs, strict=True) if proc.wait() != 0]
+    if failed:
+        err_console.print(f"{len(failed)} extra worker(s) failed; see {', '.join(map(str, failed))}")
+        raise typer.Exit(1)
     done = [t for t in result.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     console.print(f"study {cfg.study}: {len(done)} complete trials (base included) in runs/{cfg.study}/")
 

@@ -135,8 +135,13 @@ def merge_items(out_dir: Path, new: pd.DataFrame) -> pd.DataFrame:
 
 
 def evaluate(base, candidates: list[Candidate], suites: list[Suite], backend_kind: str = "hf", dtype: str = "float32",
-             out_dir: Path = Path("runs/eval"), use_cache: bool = True, backend: Backend | None = None):
-    """Score every candidate on every suite; write items.parquet and scores.json into out_dir."""
+             out_dir: Path = Path("runs/eval"), use_cache: bool = True, backend: Backend | None = None, live=None):
+    """Score every candidate on every suite; write items.parquet and scores.json into out_dir.
+
+    `live`: a running rich Progress to add the suite bars to (the sweep's); else one of our own.
+    """
+    import contextlib
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.backends import create
@@ -149,11 +154,13 @@ def evaluate(base, candidates: list[Candidate], suites: list[Suite], backend_kin
     cache = ResponseCache(enabled=use_cache)
     tokenizer = load_tokenizer(base)
     failures: list[SuiteFailure] = []
+    seconds: dict[str, float] = {}  # scoring wall time per suite (all candidates together)
     merged = None
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
+        own = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+        with (contextlib.nullcontext(live) if live is not None else own) as bar:
             for suite in suites:
-                task_id = bar.add_task(f"{suite.name} × {len(candidates)} candidates", total=None)
+                task_id = bar.add_task(f"  scoring {suite.name} × {len(candidates)} candidates", total=None)
                 frame = None
                 for attempt in (1, 2):
                     try:
@@ -169,8 +176,10 @@ def evaluate(base, candidates: list[Candidate], suites: list[Suite], backend_kin
                         backend.close()
                         if attempt == 2:
                             failures.append(SuiteFailure(suite.name, f"{type(err).__name__}: {err}", [c.name for c in candidates]))
+                bar.remove_task(task_id)
                 if frame is None:
                     continue  # nothing of a failed suite is written as if it were complete
+                seconds[suite.name] = round(frame.attrs["seconds"], 3)
                 merged = merge_items(out_dir, frame)
                 log.info("%s: %d items x %d candidates in %.1f s", suite.name, len(suite.rows), len(candidates), frame.attrs["seconds"])
     finally:
@@ -181,11 +190,11 @@ def evaluate(base, candidates: list[Candidate], suites: list[Suite], backend_kin
     current = merged[merged["candidate_hash"].isin([c.hash for c in candidates])
                      & merged["suite_version"].isin([s.version for s in suites])]
     summary = summarize(current) if len(current) else pd.DataFrame()
-    write_scores(out_dir, summary, failures, candidates, suites, backend)
+    write_scores(out_dir, summary, failures, candidates, suites, backend, seconds)
     return current, summary, failures
 
 
-def write_scores(out_dir: Path, summary: pd.DataFrame, failures, candidates, suites, backend) -> None:
+def write_scores(out_dir: Path, summary: pd.DataFrame, failures, candidates, suites, backend, seconds: dict) -> None:
     doc = {
         "backend": backend.name,
         "dtype": backend.dtype,
@@ -193,6 +202,7 @@ def write_scores(out_dir: Path, summary: pd.DataFrame, failures, candidates, sui
         "suites": [{"name": s.name, "version": s.version, "n_items": len(s.rows), "headline": s.headline} for s in suites],
         "scores": summary.to_dict(orient="records"),
         "failures": [f.__dict__ for f in failures],
+        "seconds": seconds,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / (SCORES + ".tmp")

@@ -20,9 +20,11 @@ params, so a SIGKILLed worker's trial is retried by whoever runs next. This work
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 from pathlib import Path
@@ -31,6 +33,7 @@ import optuna
 
 from harness.config import SweepConfig, TrainConfig
 from harness.errors import UserError
+from harness.progress import SweepProgress
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
@@ -86,10 +89,11 @@ def distributions(cfg: SweepConfig) -> dict:
 def make_sampler(cfg: SweepConfig):
     s = cfg.sampler
     if s.name == "grid":
-        bad = [n for n, p in cfg.space.items() if p.type != "categorical"]
+        searched = {n: p for n, p in cfg.space.items() if not (n == "n_samples" and cfg.multi_fidelity.enabled)}
+        bad = [n for n, p in searched.items() if p.type != "categorical"]
         if bad:
             raise UserError(f"sampler grid: every parameter must be categorical ({', '.join(bad)} are not)")
-        return optuna.samplers.GridSampler({n: p.choices for n, p in cfg.space.items()}, seed=s.seed)
+        return optuna.samplers.GridSampler({n: p.choices for n, p in searched.items()}, seed=s.seed)
     factories = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=s.seed, multivariate=True),
         "random": lambda: optuna.samplers.RandomSampler(seed=s.seed),
@@ -166,11 +170,11 @@ def _means(summary) -> dict:
     return {(r.suite, r.metric): r.value for r in summary.itertuples()}
 
 
-def _score(engine, base, cand, suites, out_dir: Path, objective_fn):
+def _score(engine, base, cand, suites, out_dir: Path, objective_fn, progress):
     from harness.score import evaluate
 
     t0 = time.perf_counter()
-    _, summary, failures = evaluate(base, [cand], list(suites.values()), out_dir=out_dir, backend=engine)
+    _, summary, failures = evaluate(base, [cand], list(suites.values()), out_dir=out_dir, backend=engine, live=progress.bar)
     if failures:
         raise RuntimeError("; ".join(f"suite {f.suite} failed: {f.reason}" for f in failures))
     return objective_fn(_means(summary)), summary, time.perf_counter() - t0
@@ -216,7 +220,7 @@ def _create_study(cfg: SweepConfig, storage, directions) -> optuna.Study:
     raise AssertionError("unreachable")
 
 
-def ensure_base_trial(study, engine, base, suites, root: Path, objective_fn, trackers) -> None:
+def ensure_base_trial(study, engine, base, suites, root: Path, objective_fn, trackers, progress) -> None:
     import fcntl
 
     from harness.backends import make_candidate
@@ -227,8 +231,8 @@ def ensure_base_trial(study, engine, base, suites, root: Path, objective_fn, tra
         fcntl.flock(lock, fcntl.LOCK_EX)  # local workers: one scores the base, the others wait
         if any(t.user_attrs.get(BASE_ATTR) == "base" for t in study.get_trials(deepcopy=False)):
             return
-        log.info("trial 0: scoring the base model (the reference)")
-        values, summary, seconds = _score(engine, base, make_candidate("base", base), suites, root / "base", objective_fn)
+        progress.say("trial 0: scoring the base model (the reference)")
+        values, summary, seconds = _score(engine, base, make_candidate("base", base), suites, root / "base", objective_fn, progress)
         attrs = {BASE_ATTR: "base", "dir": str(root / "base"), "score_s": seconds, "scores": summary.to_dict(orient="records")}
         study.add_trial(optuna.trial.create_trial(params={}, distributions={}, values=values, user_attrs=attrs))
         trackers.log_trial("base", {}, summary, values, attrs)
@@ -265,25 +269,27 @@ def run(cfg: SweepConfig, n_trials: int | None = None, timeout_s: float | None =
     trackers = make_trackers(tracker_names or cfg.trackers, cfg, root)
     dists = distributions(cfg)
     started = time.time()
-    say = console.print if console else log.info
     try:
-        ensure_base_trial(study, engine, base, suites, root, objective_fn, trackers)
-        while len(_counted(study)) < n_trials and (timeout_s is None or time.time() - started < timeout_s):
-            trial = study.ask(dists)
-            mine = [t for t in _counted(study) if t.number <= trial.number]
-            if len(mine) > n_trials:  # another worker took the last slot between our count and ask
-                trial.set_user_attr("surplus", True)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                break
-            _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trackers, say, n_trials)
+        with SweepProgress(console, n_trials, len(_counted(study))) as progress:
+            ensure_base_trial(study, engine, base, suites, root, objective_fn, trackers, progress)
+            while len(_counted(study)) < n_trials and (timeout_s is None or time.time() - started < timeout_s):
+                trial = study.ask(dists)
+                mine = [t for t in _counted(study) if t.number <= trial.number]
+                if len(mine) > n_trials:  # another worker took the last slot between our count and ask
+                    trial.set_user_attr("surplus", True)
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    break
+                _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trackers, progress, n_trials)
     finally:
         engine.close()
         trackers.finish(study)
     return study
 
 
-def _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trackers, say, n_trials):
+def _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trackers, progress, n_trials):
     """Train, score and tell one trial; a failure is recorded with its reason, never raised (but Ctrl-C and bad input)."""
+    say = progress.say
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     params = dict(trial.params)
     tdir = root / f"trial-{trial.number}"
     beat = Heartbeat(tdir / "heartbeat")
@@ -296,7 +302,7 @@ def _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trac
             step = f" rung {i + 1}/{len(rungs)} n_samples={n_samples}" if cfg.multi_fidelity.enabled else ""
             say(f"trial {trial.number} ({len(_counted(study))}/{n_trials}){step}: training ({shown})")
             values, summary, attrs = _train_and_score(trial, cfg, base, engine, suites, {**params, "n_samples": n_samples},
-                                                      where, objective_fn, say)
+                                                      where, objective_fn, progress)
             curve = attrs.pop("loss_curve")
             climbed.append({"n_samples": n_samples, "objective": values[0], "train_s": attrs["train_s"],
                             "tokens_seen": attrs["tokens_seen"], "dir": str(where)})
@@ -316,11 +322,14 @@ def _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trac
                     trackers.log_failure(f"trial-{trial.number}", {**params, "n_samples": n_samples}, reason)
                     say(f"trial {trial.number}: {reason}")
                     return
-        study.tell(trial, values)
+        t0 = time.perf_counter()
         trackers.log_trial(f"trial-{trial.number}", {**params, "n_samples": rungs[-1]}, summary, values, {**attrs, "loss_curve": curve})
+        trial.set_user_attr("stages", {**attrs["stages"], "tracking": round(time.perf_counter() - t0, 3)})
+        study.tell(trial, values)
         best = max(study.best_trials, key=lambda t: t.values[0]) if len(study.directions) == 1 else None
-        if best is not None:
-            say(f"trial {trial.number}: objective {values[0]:.4f}; best so far trial {best.number} = {best.values[0]:.4f} {best.params}")
+        say(f"trial {trial.number}: objective {', '.join(f'{v:.4f}' for v in values)}")
+        progress.trial_done(len([t for t in _counted(study) if t.state != optuna.trial.TrialState.RUNNING]),
+                            *((best.number, best.values[0], _shown_params(best)) if best else (None, None, None)))
     except KeyboardInterrupt:
         trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -340,7 +349,11 @@ def _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trac
         beat.stop()
 
 
-def _train_and_score(trial, cfg, base, engine, suites, params: dict, where: Path, objective_fn, say):
+def _shown_params(t: optuna.trial.FrozenTrial) -> dict:
+    return {**t.params, **({"n_samples": t.user_attrs["n_samples"]} if "n_samples" in t.user_attrs else {})}
+
+
+def _train_and_score(trial, cfg, base, engine, suites, params: dict, where: Path, objective_fn, progress):
     """One adapter on `params`, scored on every suite into `where`; returns values, summary, trial attrs."""
     from harness.backends import make_candidate
     from harness.train import train
@@ -350,10 +363,16 @@ def _train_and_score(trial, cfg, base, engine, suites, params: dict, where: Path
     if adapter.exists():  # a complete adapter from an attempt that died while scoring
         shutil.rmtree(adapter)
     record = train(base, tcfg, adapter)
-    say(f"trial {trial.number}: scoring {', '.join(s.name for s in suites.values())}")
+    progress.say(f"trial {trial.number}: scoring {', '.join(s.name for s in suites.values())}")
     cand = make_candidate(f"trial-{trial.number}", base, adapter)
-    engine.add_candidates([cand])
-    values, summary, seconds = _score(engine, base, cand, suites, where, objective_fn)
+    t0 = time.perf_counter()
+    engine.add_candidates([cand])  # hf: loads the adapter now; vllm: on its first request (inside scoring)
+    adapter_s = round(time.perf_counter() - t0, 3)
+    values, summary, seconds = _score(engine, base, cand, suites, where, objective_fn, progress)
+    suite_s = json.loads((where / "scores.json").read_text()).get("seconds", {})
+    # W2 (bench/trial_anatomy.py): where a trial's time goes.
+    stages = {"model load": record["load_s"], "training": record["train_s"], "adapter load": adapter_s,
+              **{f"scoring {name}": s for name, s in suite_s.items()}}
     attrs = {"dir": str(where), "adapter": str(adapter), "train_s": record["train_s"], "tokens_seen": record["tokens_seen"],
-             "score_s": seconds, "scores": summary.to_dict(orient="records"), "loss_curve": record["loss_curve"]}
+             "score_s": seconds, "scores": summary.to_dict(orient="records"), "loss_curve": record["loss_curve"], "stages": stages}
     return values, summary, attrs

@@ -161,7 +161,9 @@ def test_two_workers_run_exactly_the_budget(kind, tiny_model, tmp_path, harness_
     cfg = sweep_file(tmp_path, tiny_model, "duo", n_trials=4, trackers=("none",))
     url = f"sqlite:///{tmp_path / 'duo.db'}" if kind == "sqlite" else request.getfixturevalue("postgres_url")
     cmd = [sys.executable, "-m", "harness.cli", "sweep", str(cfg), "--storage", url]
-    workers = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    # Two shells running the same command (SQLite), or one command with --workers 2 (PostgreSQL).
+    starts = [cmd, cmd] if kind == "sqlite" else [[*cmd, "--workers", "2"]]
+    workers = [subprocess.Popen(c, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in starts]
     for w in workers:
         _, err = w.communicate(timeout=900)
         assert w.returncode == 0, err[-3000:]
@@ -171,6 +173,9 @@ def test_two_workers_run_exactly_the_budget(kind, tiny_model, tmp_path, harness_
     assert len(bases) == 1 and len(complete) == 4
     assert len({t.number for t in trials}) == len(trials)
     assert all(t.user_attrs.get("surplus") for t in trials if t.state == optuna.trial.TrialState.FAIL)
+    if kind == "postgresql":
+        assert (tmp_path / "runs/duo/worker-1.log").is_file()
+        assert len({t.user_attrs["worker"] for t in complete}) <= 2
 
 
 def test_multi_fidelity_climbs_rungs_and_prunes_by_successive_halving(tiny_model, tmp_path, harness_home):
