@@ -4,7 +4,8 @@
   harness-hf     `harness eval --backend hf`: one base model, adapters switched in one PeftModel
   lmeval-hf      lm-eval once per adapter, `--model hf` with `peft=` (its documented LoRA path)
   lmeval-vllm    lm-eval once per adapter, `--model vllm` with `lora_local_path=`
-Each lm-eval run is a fresh process (as its CLI is); lm-eval gets the very task objects harness
+Each lm-eval run is a fresh process (as its CLI is), one per adapter, so they run once for the
+largest K and K adapters cost the first K runs. lm-eval gets the very task objects harness
 builds, so the items are identical. Harness also scores the base model (K+1 candidates).
 Adapters are rank-16 LoRAs with random weights (speed and agreement do not need trained ones).
 Agreement: per-item MMLU choice and extraction text, against harness-hf.
@@ -77,21 +78,22 @@ def lmeval_worker(model: str, adapter: str, suites: list[str], out: str) -> None
     Path(out).write_text(json.dumps(answers))
 
 
-def lmeval_runs(model: str, adapters: list[Path], suites: list[Path], tmp: Path) -> tuple[float | None, dict, str]:
+def lmeval_runs(model: str, adapters: list[Path], suites: list[Path], tmp: Path) -> tuple[list[float] | None, dict, str]:
+    """One lm-eval process per adapter; returns each run's seconds (K adapters cost the first K runs)."""
     from harness.environment import vllm_cpu_env
 
     env = {**os.environ, **(vllm_cpu_env() if model == "vllm" else {})}
-    total, answers = 0.0, {}
+    seconds, answers = [], {}
     for i, adapter in enumerate(adapters):
         out = tmp / f"lmeval-{model}-{i}.json"
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, __file__, "--worker", model, "--adapter", str(adapter), "--out", str(out),
                                *sum((["--suite", str(s)] for s in suites), [])], capture_output=True, text=True, env=env, cwd=REPO)
-        total += time.perf_counter() - t0
+        seconds.append(time.perf_counter() - t0)
         if proc.returncode != 0:
             return None, {}, (proc.stderr.strip().splitlines() or ["?"])[-1][:120]
         answers[f"a{i}"] = json.loads(out.read_text())
-    return total, answers, ""
+    return seconds, answers, ""
 
 
 def harness_answers(out: Path) -> dict:
@@ -132,20 +134,26 @@ def main(ks: list[int], mmlu: int, extraction: int, lmeval_vllm: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         suites = suite_files(tmp, mmlu, extraction)
+        all_adapters = random_adapters(base, environment.harness_home() / "bench-adapters-w1", ranks=(16,) * max(ks))
+        # lm-eval runs one process per adapter, independent of K: run them once, K costs the first K.
+        lm_hf_s, lm_hf, err_hf = lmeval_runs("hf", all_adapters, suites, tmp)
+        lm_vllm_s, lm_vllm, err_vllm = lmeval_runs("vllm", all_adapters, suites, tmp) if lmeval_vllm else (None, {}, "not run (--lmeval-vllm)")
         for k in ks:
-            adapters = random_adapters(base, environment.harness_home() / "bench-adapters-w1", ranks=(16,) * max(ks))[:k]
+            adapters = all_adapters[:k]
             t_hf = harness_eval("hf", adapters, suites, tmp / f"hf-{k}")
             ref = harness_answers(tmp / f"hf-{k}")
             t_vllm = harness_eval("vllm", adapters, suites, tmp / f"vllm-{k}")
             vllm_answers = harness_answers(tmp / f"vllm-{k}")
-            t_lm_hf, lm_hf, err_hf = lmeval_runs("hf", adapters, suites, tmp)
-            t_lm_vllm, lm_vllm, err_vllm = lmeval_runs("vllm", adapters, suites, tmp) if lmeval_vllm else (None, {}, "not run (--lmeval-vllm)")
+            t_lm_hf = sum(lm_hf_s[:k]) if lm_hf_s else None
+            t_lm_vllm = sum(lm_vllm_s[:k]) if lm_vllm_s else None
+            first_k = {f"a{i}" for i in range(k)}
             peer = t_lm_hf or float("nan")
             rows.append([k, "harness-vllm", f"{t_vllm:.0f}", f"{peer / t_vllm:.2f}", agreement(vllm_answers, ref)])
             rows.append([k, "harness-hf", f"{t_hf:.0f}", f"{peer / t_hf:.2f}", "reference"])
-            rows.append([k, "lmeval-hf (per adapter)", f"{t_lm_hf:.0f}" if t_lm_hf else f"failed: {err_hf}", "1.00" if t_lm_hf else "-", agreement(lm_hf, ref)])
+            rows.append([k, "lmeval-hf (per adapter)", f"{t_lm_hf:.0f}" if t_lm_hf else f"failed: {err_hf}", "1.00" if t_lm_hf else "-",
+                         agreement({c: v for c, v in lm_hf.items() if c in first_k}, ref)])
             rows.append([k, "lmeval-vllm (per adapter)", f"{t_lm_vllm:.0f}" if t_lm_vllm else f"failed: {err_vllm}",
-                         f"{peer / t_lm_vllm:.2f}" if t_lm_vllm else "-", agreement(lm_vllm, ref)])
+                         f"{peer / t_lm_vllm:.2f}" if t_lm_vllm else "-", agreement({c: v for c, v in lm_vllm.items() if c in first_k}, ref)])
     write_table("multi_adapter", "W1: scoring K adapters of SmolLM2-135M (fp32), whole wall time",
                 ["K", "system", "seconds", "speed-up vs lm-eval-hf", "item agreement with harness-hf"], rows,
                 [f"MMLU cloze {mmlu} items + extraction {extraction} items (greedy, up to 96 tokens); no caches",

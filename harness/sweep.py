@@ -321,15 +321,14 @@ def _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trac
                     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                     trackers.log_failure(f"trial-{trial.number}", {**params, "n_samples": n_samples}, reason)
                     say(f"trial {trial.number}: {reason}")
+                    _show_best(study, progress)
                     return
         t0 = time.perf_counter()
         trackers.log_trial(f"trial-{trial.number}", {**params, "n_samples": rungs[-1]}, summary, values, {**attrs, "loss_curve": curve})
         trial.set_user_attr("stages", {**attrs["stages"], "tracking": round(time.perf_counter() - t0, 3)})
         study.tell(trial, values)
-        best = max(study.best_trials, key=lambda t: t.values[0]) if len(study.directions) == 1 else None
         say(f"trial {trial.number}: objective {', '.join(f'{v:.4f}' for v in values)}")
-        progress.trial_done(len([t for t in _counted(study) if t.state != optuna.trial.TrialState.RUNNING]),
-                            *((best.number, best.values[0], _shown_params(best)) if best else (None, None, None)))
+        _show_best(study, progress)
     except KeyboardInterrupt:
         trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -349,8 +348,15 @@ def _run_trial(study, trial, cfg, base, engine, suites, root, objective_fn, trac
         beat.stop()
 
 
-def _shown_params(t: optuna.trial.FrozenTrial) -> dict:
-    return {**t.params, **({"n_samples": t.user_attrs["n_samples"]} if "n_samples" in t.user_attrs else {})}
+def _show_best(study: optuna.Study, progress: SweepProgress) -> None:
+    """Update the live line: trials finished, and the best so far (single objective) with its params."""
+    finished = len([t for t in _counted(study) if t.state != optuna.trial.TrialState.RUNNING])
+    if len(study.directions) > 1:
+        progress.trial_done(finished, None, None, None)
+        return
+    best = max(study.best_trials, key=lambda t: t.values[0])
+    shown = {**best.params, **({"n_samples": best.user_attrs["n_samples"]} if "n_samples" in best.user_attrs else {})}
+    progress.trial_done(finished, best.number, best.values[0], shown)
 
 
 def _train_and_score(trial, cfg, base, engine, suites, params: dict, where: Path, objective_fn, progress):
