@@ -97,7 +97,8 @@ def train(
 
     from harness.config import TrainConfig, validate_args
     from harness.models import resolve_base
-    from harness.train import TrainingFailed, train as train_adapter
+    from harness.train import TrainingFailed
+    from harness.train import train as train_adapter
 
     modules = target_modules if target_modules == "all-linear" else [m.strip() for m in target_modules.split(",")]
     cfg = validate_args(TrainConfig, dict(
@@ -260,9 +261,12 @@ def sweep(
     logs = [sweeping.study_dir(cfg) / f"worker-{i}.log" for i in range(1, workers)]
     for log_path in logs:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-    extra = [subprocess.Popen([sys.executable, "-m", "harness.cli", *argv], stdout=open(p, "w"), stderr=subprocess.STDOUT) for p in logs]
+    outs = [open(p, "w") for p in logs]  # noqa: SIM115 - held until the workers exit
+    extra = [subprocess.Popen([sys.executable, "-m", "harness.cli", *argv], stdout=out, stderr=subprocess.STDOUT) for out in outs]
     result = sweeping.run(cfg, n_trials, timeout, storage, backend, tracker or None, console)
     failed = [log_path for proc, log_path in zip(extra, logs, strict=True) if proc.wait() != 0]
+    for out in outs:
+        out.close()
     if failed:
         err_console.print(f"{len(failed)} extra worker(s) failed; see {', '.join(map(str, failed))}")
         raise typer.Exit(1)
@@ -349,7 +353,8 @@ def gate(
         raise typer.Exit(1)
     console.print(f"gate passed for {candidate}")
     if promote:
-        from harness.promote import champion_file, promote as make_champion
+        from harness.promote import champion_file
+        from harness.promote import promote as make_champion
 
         try:
             record = make_champion(res.name, candidate, res.adapters.get(candidate), res.dirs[candidate],

@@ -97,3 +97,17 @@ def harness_home(tmp_path, monkeypatch) -> Path:
         (home / "models" / entry.name).symlink_to(entry)
     monkeypatch.setenv("HARNESS_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def rank64_adapter(tiny_model, tmp_path_factory) -> Path:
+    """A rank-64 adapter: the largest rank the parity tests cover (vLLM pads ranks to its buckets)."""
+    from harness.config import TrainConfig
+    from harness.models import resolve_base
+    from harness.train import train
+
+    out = tmp_path_factory.mktemp("r64") / "r64"
+    cfg = TrainConfig(data=REPO / "suites/extraction/train.jsonl", n_samples=16, lora_r=64, learning_rate=1e-2,
+                      max_steps=2, batch_size=8, max_seq_len=192, seed=3, dtype="float32")
+    train(resolve_base(str(tiny_model)), cfg, out)
+    return out

