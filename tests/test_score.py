@@ -1,7 +1,6 @@
 """Scoring: lm-eval builds the requests, our backend answers them, per-item rows come out."""
 
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -55,16 +54,11 @@ def test_rerun_hits_the_cache_and_data_changes_invalidate_it(tiny_model, tiny_ad
     base = resolve_base(str(tiny_model))
     cands = candidates_for(base, tiny_adapters)
     suite_file = small_extraction(tmp_path, n=6, max_tokens=24)
-    t0 = time.perf_counter()
     first, _, _ = evaluate(base, cands, [load_suite("mmlu", 20), load_suite(str(suite_file))], "hf", out_dir=tmp_path / "a")
-    first_s = time.perf_counter() - t0
-
     loads = HFBackend.base_loads
-    t0 = time.perf_counter()
+    # Not timed (speed is measured in bench/): a fully cached re-run answers without loading the model.
     again, _, _ = evaluate(base, cands, [load_suite("mmlu", 20), load_suite(str(suite_file))], "hf", out_dir=tmp_path / "b")
-    again_s = time.perf_counter() - t0
     assert HFBackend.base_loads == loads, "a fully cached re-run must not even load the model"
-    assert again_s < 0.1 * first_s + 1.0, (first_s, again_s)
     cols = ["candidate", "suite", "item_id", "prediction", "score"]
     pd.testing.assert_frame_equal(first[cols].reset_index(drop=True), again[cols].reset_index(drop=True))
 

@@ -1,9 +1,13 @@
 """transformers + peft: one base model, every candidate's adapter loaded into one PeftModel.
 
-Requests are grouped by candidate (the adapter is switched, never the base reloaded), sorted by
-length and batched with left padding; explicit position ids keep padded rows exactly equal to
-unpadded ones, and only the continuation's logits are computed (`logits_to_keep`), which matters
-with a 49k vocabulary. Log-likelihoods follow lm-eval's HFLM token for token (tokens.encode_pair).
+Requests are grouped by candidate (the adapter is switched, never the base reloaded). Log-likelihood
+requests that share a context (the choices of a multiple-choice item) are packed into ONE row: the
+context once, then each continuation, with a 4D attention mask (each continuation sees the context
+and itself, never the other continuations) and position ids restarting after the context. So an
+MMLU item costs one context forward instead of four; the values are those of separate forwards (up
+to float summation order). Only the positions that predict continuation tokens go through the
+output layer, which matters with a 49k vocabulary. Tokens follow lm-eval's HFLM exactly
+(tokens.encode_pair). Generation batches are left-padded with explicit position ids.
 """
 
 from __future__ import annotations
@@ -82,36 +86,66 @@ class HFBackend(Backend):
         results: list = [None] * len(requests)
         for cand, idxs in _group(requests, lambda r: r.candidate).items():
             pairs = {i: encode_pair(self._tokenizer, requests[i].context, requests[i].continuation) for i in idxs}
-            order = sorted(idxs, key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
+            by_context = _group([pairs[i][0] for i in idxs], tuple)  # context tokens -> positions in idxs
+            packs = [(list(ctx), [(idxs[m], pairs[idxs[m]][1]) for m in members]) for ctx, members in by_context.items()]
+            order = sorted(range(len(packs)), key=lambda p: -_packed_len(packs[p]))
             with self._active(cand), torch.inference_mode():
-                for batch in _token_batches(order, lambda i: len(pairs[i][0]) + len(pairs[i][1]), self.batch_tokens):
-                    for i, value in zip(batch, self._score_batch([pairs[i] for i in batch]), strict=True):
+                for batch in _token_batches(order, lambda p: _packed_len(packs[p]), self.batch_tokens):
+                    for i, value in self._score_packed([packs[p] for p in batch]):
                         results[i] = value
         return results
 
-    def _score_batch(self, pairs):
+    def _score_packed(self, packs):
+        """Rows of (context, [(request index, continuation)]) -> (request index, (logprob, greedy, tokens))."""
         import torch
 
-        seqs = [(ctx + cont)[:-1] for ctx, cont in pairs]
-        width = max(map(len, seqs))
-        keep = max(len(cont) for _, cont in pairs)
-        pad = self._tokenizer.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs])
-        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        device = self._model.device
-        logits = self._model(
-            input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device), logits_to_keep=keep
-        ).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        out = []
-        for row, (ctx, cont) in enumerate(pairs):
-            lp = logprobs[row, keep - len(cont):]
+        width = max(map(_packed_len, packs))
+        dtype = next(self._model.parameters()).dtype
+        ids = torch.full((len(packs), width), self._tokenizer.pad_token_id)
+        positions = torch.zeros((len(packs), width), dtype=torch.long)
+        # Additive mask: 0 where a query may attend, the dtype's minimum elsewhere; padding sees itself.
+        mask = torch.full((len(packs), 1, width, width), torch.finfo(dtype).min, dtype=dtype)
+        mask[:, 0].diagonal(dim1=-2, dim2=-1).fill_(0)
+        causal = lambda n: torch.triu(torch.full((n, n), torch.finfo(dtype).min, dtype=dtype), diagonal=1)  # noqa: E731
+        wanted = []  # (row, positions whose logits predict the continuation, continuation, request index, tokens)
+        for row, (ctx, conts) in enumerate(packs):
+            n_ctx = len(ctx)
+            ids[row, :n_ctx] = torch.tensor(ctx)
+            positions[row, :n_ctx] = torch.arange(n_ctx)
+            mask[row, 0, :n_ctx, :n_ctx] = causal(n_ctx)
+            start = n_ctx
+            for i, cont in conts:
+                body = cont[:-1]  # the last continuation token is predicted, never fed
+                end = start + len(body)
+                ids[row, start:end] = torch.tensor(body, dtype=torch.long)
+                positions[row, start:end] = torch.arange(n_ctx, n_ctx + len(body))
+                mask[row, 0, start:end, :n_ctx] = 0
+                mask[row, 0, start:end, start:end] = causal(len(body))
+                wanted.append((row, [n_ctx - 1, *range(start, end)][:len(cont)], cont, i, n_ctx + len(cont)))
+                start = end
+        hidden = self._body()(input_ids=ids.to(self._model.device), attention_mask=mask.to(self._model.device),
+                              position_ids=positions.to(self._model.device)).last_hidden_state
+        rows = torch.tensor([row for row, at, *_ in wanted for _ in at])
+        cols = torch.tensor([p for _, at, *_ in wanted for p in at])
+        logprobs = torch.log_softmax(self._logits(hidden[rows.to(hidden.device), cols.to(hidden.device)]).float(), dim=-1)
+        out, offset = [], 0
+        for _, at, cont, i, tokens in wanted:
+            lp = logprobs[offset:offset + len(at)]
+            offset += len(at)
             target = torch.tensor(cont, device=lp.device)
-            total = lp.gather(-1, target[:, None]).sum().item()
-            greedy = bool((lp.argmax(-1) == target).all())
-            out.append((total, greedy, len(ctx) + len(cont)))
+            out.append((i, (lp.gather(-1, target[:, None]).sum().item(), bool((lp.argmax(-1) == target).all()), tokens)))
         return out
+
+    def _body(self):
+        """The decoder stack (LoRA layers live inside it, so the active adapter applies)."""
+        causal = self._model.get_base_model() if hasattr(self._model, "get_base_model") else self._model
+        return getattr(causal, causal.base_model_prefix)
+
+    def _logits(self, hidden):
+        causal = self._model.get_base_model() if hasattr(self._model, "get_base_model") else self._model
+        logits = causal.get_output_embeddings()(hidden)
+        cap = getattr(causal.config, "final_logit_softcapping", None)  # Gemma-2 style models
+        return _softcap(logits, cap) if cap else logits
 
     # ------------------------------------------------------------ generation
     def generate(self, requests: list[GenerateRequest]) -> list[tuple[str, int]]:
@@ -156,6 +190,17 @@ class HFBackend(Backend):
 
     def close(self) -> None:
         self._model = self._tokenizer = None
+
+
+def _packed_len(pack) -> int:
+    ctx, conts = pack
+    return len(ctx) + sum(len(cont) - 1 for _, cont in conts)
+
+
+def _softcap(logits, cap: float):
+    import torch
+
+    return torch.tanh(logits / cap) * cap
 
 
 def cut_at_stop(text: str, until) -> str:
