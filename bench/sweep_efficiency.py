@@ -41,7 +41,9 @@ trackers: [none]
 
 def run(tmp: Path, study: str, lrs: list[str], ns: list[int], items: int, multi_fidelity: bool) -> optuna.Study:
     trials = len(lrs) * (1 if multi_fidelity else len(ns))
-    text = SWEEP.format(study=study, repo=REPO, lrs=", ".join(lrs), ns=", ".join(map(str, ns)), items=items, trials=trials)
+    # repr(float): YAML reads "3e-4" as a string, "0.0003" as a float.
+    text = SWEEP.format(study=study, repo=REPO, lrs=", ".join(repr(float(x)) for x in lrs), ns=", ".join(map(str, ns)),
+                        items=items, trials=trials)
     if multi_fidelity:
         text += f"multi_fidelity: {{enabled: true, min_samples: {ns[0]}, reduction_factor: 3}}\n"
     (tmp / f"{study}.yaml").write_text(text)
