@@ -6,11 +6,12 @@ errors into one line per problem: file, field path, what was expected.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import UserError
 
@@ -141,9 +142,20 @@ class SuiteConfig(Strict):
 # ---------------------------------------------------------------- sweeps
 
 
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
 class CategoricalParam(Strict):
     type: Literal["categorical"]
     choices: Annotated[list[int | float | str | bool], Field(min_length=1)]
+
+    @field_validator("choices", mode="before")
+    @classmethod
+    def _numbers(cls, choices):
+        # YAML 1.1 reads `3e-4` (no dot) as a string; a learning rate must stay a number.
+        if not isinstance(choices, list):
+            return choices
+        return [float(c) if isinstance(c, str) and NUMBER.match(c) else c for c in choices]
 
 
 class IntParam(Strict):

@@ -31,6 +31,25 @@ samplr: {name: tpe}
     assert len(lines) == 2, lines
 
 
+def test_sweep_numbers_written_without_a_dot_stay_numbers(tmp_path):
+    from harness import config
+
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("""
+study: s1
+train: {data: train.jsonl}
+space:
+  lora_r: {type: categorical, choices: [4, 8]}
+  learning_rate: {type: categorical, choices: [3e-4, 1e-3]}
+  n_samples: {type: categorical, choices: [64, 128]}
+suites: [{suite: mmlu}]
+multi_fidelity: {enabled: true, min_samples: 16, reduction_factor: 2}
+""")
+    cfg = config.load(sweep, "sweep")
+    assert cfg.space["learning_rate"].choices == [3e-4, 1e-3]  # YAML 1.1 alone would give the strings "3e-4", "1e-3"
+    assert cfg.rungs() == [16, 32, 64, 128]
+
+
 def test_validate_accepts_the_shipped_configs():
     files = sorted(map(str, [*REPO.glob("suites/*.yaml"), *REPO.glob("suites/*/suite.yaml"), *REPO.glob("sweeps/*.yaml")]))
     assert files, "the repo ships suite and sweep configs"
