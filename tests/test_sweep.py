@@ -180,7 +180,7 @@ def test_two_workers_run_exactly_the_budget(kind, tiny_model, tmp_path, harness_
 
 def test_multi_fidelity_climbs_rungs_and_prunes_by_successive_halving(tiny_model, tmp_path, harness_home):
     cfg = sweep_file(tmp_path, tiny_model, "mf", n_trials=3, trackers=("none",))
-    cfg.write_text(cfg.read_text() + "multi_fidelity: {enabled: true, min_samples: 8, reduction_factor: 2}\n")
+    cfg.write_text(cfg.read_text() + "multi_fidelity: {enabled: true, min_samples: 16, reduction_factor: 2}\n")
     proc = run_cli("sweep", str(cfg), cwd=tmp_path, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/mf/journal.log")))
@@ -190,7 +190,7 @@ def test_multi_fidelity_climbs_rungs_and_prunes_by_successive_halving(tiny_model
     for t in trials:
         assert "n_samples" not in t.params  # climbed, not sampled
         climbed = [r["n_samples"] for r in t.user_attrs["rungs"]]
-        assert climbed == [8, 16, 32][:len(climbed)] and t.user_attrs["n_samples"] == climbed[-1]
+        assert climbed == [16, 32][:len(climbed)] and t.user_attrs["n_samples"] == climbed[-1]
         assert all((tmp_path / f"runs/mf/trial-{t.number}/n{n}/items.parquet").is_file() for n in climbed)
         assert t.state == (S.COMPLETE if climbed[-1] == 32 else S.PRUNED)
     assert trials[0].state == S.COMPLETE  # asynchronous halving promotes the first trial at every rung
@@ -203,4 +203,4 @@ def test_multi_fidelity_climbs_rungs_and_prunes_by_successive_halving(tiny_model
     proc = run_cli("report", "mf", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     board = (tmp_path / "reports/mf/leaderboard.md").read_text()
-    assert "rungs" in board and "8→16→32" in board
+    assert "rungs" in board and "16→32" in board
