@@ -38,7 +38,7 @@ class SweepProgress:
             log.info(text)
             return
         self.console.print(text)
-        self.bar.update(self.task, description=f"{text.split(':', 1)[0]}: {text.split(':', 1)[-1].strip()[:60]}{self.best}")
+        self.bar.update(self.task, description=f"{text[:80]}{self.best}")
 
     def trial_done(self, done: int, best_number: int | None, best_value: float | None, best_params: dict | None) -> None:
         if best_number is not None:

@@ -50,7 +50,7 @@ def load(study_name: str, storage: str | None = None) -> StudyData:
         if t.user_attrs.get("surplus"):
             continue
         name = "base" if t.user_attrs.get("candidate") == "base" else f"trial-{t.number}"
-        params = _params(t)
+        params = params_of(t)
         if t.state != S.COMPLETE:
             if t.state in (S.FAIL, S.PRUNED):
                 failed.append({"candidate": name, "state": t.state.name, **params, "rungs": _rungs(t),
@@ -67,7 +67,7 @@ def load(study_name: str, storage: str | None = None) -> StudyData:
     if not rows:
         raise UserError(f"study {study_name}: no complete trials yet")
     items = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["candidate", "suite", "item_id", "metrics"])
-    params = list(dict.fromkeys(k for t in study.get_trials(deepcopy=False) for k in _params(t)))
+    params = list(dict.fromkeys(k for t in study.get_trials(deepcopy=False) for k in params_of(t)))
     trials, failed = pd.DataFrame(rows), pd.DataFrame(failed)
     if not trials.rungs.astype(bool).any():  # not a multi-fidelity study
         trials = trials.drop(columns="rungs")
@@ -75,7 +75,7 @@ def load(study_name: str, storage: str | None = None) -> StudyData:
     return StudyData(study_name, study, meta, trials, failed, items, params)
 
 
-def _params(t: optuna.trial.FrozenTrial) -> dict:
+def params_of(t: optuna.trial.FrozenTrial) -> dict:
     """The trial's params; under multi_fidelity n_samples is the rung it reached, not a sampled param."""
     if "n_samples" in t.params or "n_samples" not in t.user_attrs:
         return dict(t.params)

@@ -354,9 +354,10 @@ def _show_best(study: optuna.Study, progress: SweepProgress) -> None:
     if len(study.directions) > 1:
         progress.trial_done(finished, None, None, None)
         return
+    from harness.report import params_of
+
     best = max(study.best_trials, key=lambda t: t.values[0])
-    shown = {**best.params, **({"n_samples": best.user_attrs["n_samples"]} if "n_samples" in best.user_attrs else {})}
-    progress.trial_done(finished, best.number, best.values[0], shown)
+    progress.trial_done(finished, best.number, best.values[0], params_of(best))
 
 
 def _train_and_score(trial, cfg, base, engine, suites, params: dict, where: Path, objective_fn, progress):
