@@ -1,12 +1,14 @@
 """Issue 11: what multi-LoRA costs inside ONE vLLM engine on this CPU, with and without our plugin.
 
 Workload: prompt-logprob scoring (the MMLU cloze pattern: one prefill per choice) of the same
-prompts on SmolLM2. Configurations, each in a fresh process, same prompts:
+prompts on SmolLM2. Configurations, same prompts:
   no-lora      engine with enable_lora=False
   lora-base    LoRA engine, base requests only
   lora-1       LoRA engine, all requests on one adapter
   lora-4-mix   LoRA engine, requests spread over 4 adapters, interleaved with base requests
   stock-4-mix  as lora-4-mix but with vLLM's own CPU LoRA ops (plugin off), on fewer prompts
+Three engines, each in a fresh process: no-lora; the LoRA engine, which runs lora-base, lora-1
+and lora-4-mix with their repetitions interleaved; stock.
 Table of tokens/s and the ratio to no-lora in bench/results/lora_overhead.md.
 usage: python bench/lora_overhead.py [--items 100] [--reps 3] [--dtypes float32,bfloat16]
 """
@@ -26,7 +28,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def worker(config: str, dtype: str, items: int, reps: int) -> dict:
+ENGINES = {"no-lora": ["no-lora"], "lora": ["lora-base", "lora-1", "lora-4-mix"], "stock": ["stock-4-mix"]}
+
+
+def worker(engine: str, dtype: str, items: int, reps: int) -> list[dict]:
     from harness import environment
 
     environment.configure()
@@ -41,7 +46,7 @@ def worker(config: str, dtype: str, items: int, reps: int) -> dict:
     from harness.parity import random_adapters
     from harness.suites import load_suite
 
-    if config != "stock-4-mix":
+    if engine != "stock":
         from harness.vllm_plugin import register
 
         register()
@@ -52,36 +57,34 @@ def worker(config: str, dtype: str, items: int, reps: int) -> dict:
     prompts = [TokensPrompt(prompt_token_ids=sum(encode_pair(tok, *inst.args), [])) for inst in task.instances]
     tokens = sum(len(p["prompt_token_ids"]) for p in prompts)
     adapters = random_adapters(base, environment.harness_home() / "bench-adapters", ranks=(16, 16, 16, 16))
-    lora = config != "no-lora"
     llm = LLM(model=base.path, dtype=dtype, seed=0, max_model_len=2048, max_num_seqs=64, enable_prefix_caching=False,
-              **({"enable_lora": True, "max_loras": 4, "max_lora_rank": 16} if lora else {}))
+              **({"enable_lora": True, "max_loras": 4, "max_lora_rank": 16} if engine != "no-lora" else {}))
     reqs = [LoRARequest(f"a{i}", i + 1, str(p)) for i, p in enumerate(adapters)]
-    if config in ("no-lora", "lora-base"):
-        assign = [None] * len(prompts)
-    elif config == "lora-1":
-        assign = [reqs[0]] * len(prompts)
-    else:  # 4 adapters and the base, interleaved request by request
-        assign = [([None] + reqs)[i % 5] for i in range(len(prompts))]
+    assign = {"no-lora": [None] * len(prompts), "lora-base": [None] * len(prompts), "lora-1": [reqs[0]] * len(prompts)}
+    # 4 adapters and the base, interleaved request by request
+    assign["lora-4-mix"] = assign["stock-4-mix"] = [([None] + reqs)[i % 5] for i in range(len(prompts))]
     params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
-    llm.generate(prompts[:8], params, lora_request=assign[:8], use_tqdm=False)  # warm-up, adapters loaded
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        llm.generate(prompts, params, lora_request=assign, use_tqdm=False)
-        times.append(time.perf_counter() - t0)
-    return {"config": config, "dtype": dtype, "tokens": tokens, "prompts": len(prompts), "seconds": statistics.median(times), "reps": reps}
+    llm.generate(prompts[:8], params, lora_request=assign["lora-4-mix"][:8], use_tqdm=False)  # warm-up, adapters loaded
+    times = {config: [] for config in ENGINES[engine]}
+    for _ in range(reps):  # configs interleaved, so drifts in the machine's speed hit them alike
+        for config in times:
+            t0 = time.perf_counter()
+            llm.generate(prompts, params, lora_request=assign[config], use_tqdm=False)
+            times[config].append(time.perf_counter() - t0)
+    return [{"config": c, "dtype": dtype, "tokens": tokens, "prompts": len(prompts), "seconds": statistics.median(t), "reps": reps}
+            for c, t in times.items()]
 
 
-def run(config: str, dtype: str, items: int, reps: int) -> dict:
+def run(engine: str, dtype: str, items: int, reps: int) -> list[dict]:
     from harness.environment import vllm_cpu_env
 
     env = {**os.environ, **vllm_cpu_env(), "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, __file__, "--worker", config, "--dtype", dtype, "--items", str(items), "--reps", str(reps)],
+    proc = subprocess.run([sys.executable, __file__, "--worker", engine, "--dtype", dtype, "--items", str(items), "--reps", str(reps)],
                           capture_output=True, text=True, env=env, timeout=3600)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("[")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return {"config": config, "dtype": dtype, "error": tail[:160]}
+        return [{"config": c, "dtype": dtype, "error": tail[:160]} for c in ENGINES[engine]]
     return json.loads(lines[-1])
 
 
@@ -90,8 +93,7 @@ def main(items: int, reps: int, dtypes: list[str]) -> None:
 
     rows = []
     for dtype in dtypes:
-        results = [run(c, dtype, items, reps) for c in ("no-lora", "lora-base", "lora-1", "lora-4-mix")]
-        results.append(run("stock-4-mix", dtype, max(8, items // 4), 1))
+        results = run("no-lora", dtype, items, reps) + run("lora", dtype, items, reps) + run("stock", dtype, max(8, items // 4), 1)
         ref = results[0].get("tokens", 0) / results[0]["seconds"] if "seconds" in results[0] else None
         for r in results:
             if "error" in r:

@@ -4,12 +4,12 @@
   harness-hf     `harness eval --backend hf`: one base model, adapters switched in one PeftModel
   lmeval-hf      lm-eval once per adapter, `--model hf` with `peft=` (its documented LoRA path)
   lmeval-vllm    lm-eval once per adapter, `--model vllm` with `lora_local_path=`
-Each lm-eval run is a fresh process (as its CLI is), one per adapter, so they run once for the
-largest K and K adapters cost the first K runs. lm-eval gets the very task objects harness
+Each lm-eval run is a fresh process (as its CLI is), one per adapter: K adapters cost the first K
+runs, or, past `--lmeval-runs N` runs, K x their median (every run does the same work). lm-eval gets the very task objects harness
 builds, so the items are identical. Harness also scores the base model (K+1 candidates).
 Adapters are rank-16 LoRAs with random weights (speed and agreement do not need trained ones).
 Agreement: per-item MMLU choice and extraction text, against harness-hf.
-usage: python bench/multi_adapter.py [--k 1,4] [--mmlu 200] [--extraction 100]
+usage: python bench/multi_adapter.py [--k 1,4] [--mmlu 200] [--extraction 100] [--lmeval-runs N] [--table NAME]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ def suite_files(folder: Path, mmlu: int, extraction: int) -> list[Path]:
     ext = (REPO / "suites/extraction/suite.yaml").read_text().replace("  sweep: 100", f"  full: {extraction}")
     ext = ext.replace("path: dev.jsonl", f"path: {REPO / 'suites/extraction/dev.jsonl'}")
     (folder / "extraction.yaml").write_text(ext)
-    return [folder / "mmlu.yaml", folder / "extraction.yaml"]
+    return [folder / "mmlu.yaml"] + ([folder / "extraction.yaml"] if extraction else [])  # 0: MMLU only
 
 
 def harness_eval(backend: str, adapters: list[Path], suites: list[Path], out: Path) -> float:
@@ -120,7 +121,14 @@ def agreement(ours: dict, ref: dict) -> str:
     return ", ".join(parts)
 
 
-def main(ks: list[int], mmlu: int, extraction: int, lmeval_vllm: bool) -> None:
+def per_k(seconds: list[float] | None, k: int) -> float | None:
+    """lm-eval's time for K adapters: the sum of K runs, or K x the median where fewer ran."""
+    if not seconds:
+        return None
+    return sum(seconds[:k]) if k <= len(seconds) else k * statistics.median(seconds)
+
+
+def main(a: argparse.Namespace) -> None:
     from common import write_table
 
     from harness import environment
@@ -129,6 +137,7 @@ def main(ks: list[int], mmlu: int, extraction: int, lmeval_vllm: bool) -> None:
     from harness.models import resolve_base
     from harness.parity import random_adapters
 
+    ks, mmlu, extraction = [int(x) for x in a.k.split(",")], a.mmlu, a.extraction
     base = resolve_base("default")
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -136,16 +145,16 @@ def main(ks: list[int], mmlu: int, extraction: int, lmeval_vllm: bool) -> None:
         suites = suite_files(tmp, mmlu, extraction)
         all_adapters = random_adapters(base, environment.harness_home() / "bench-adapters-w1", ranks=(16,) * max(ks))
         # lm-eval runs one process per adapter, independent of K: run them once, K costs the first K.
-        lm_hf_s, lm_hf, err_hf = lmeval_runs("hf", all_adapters, suites, tmp)
-        lm_vllm_s, lm_vllm, err_vllm = lmeval_runs("vllm", all_adapters, suites, tmp) if lmeval_vllm else (None, {}, "not run (--lmeval-vllm)")
+        lm_adapters = all_adapters[:a.lmeval_runs or max(ks)]
+        lm_hf_s, lm_hf, err_hf = lmeval_runs("hf", lm_adapters, suites, tmp)
+        lm_vllm_s, lm_vllm, err_vllm = lmeval_runs("vllm", lm_adapters, suites, tmp) if a.lmeval_vllm else (None, {}, "not run (--lmeval-vllm)")
         for k in ks:
             adapters = all_adapters[:k]
             t_hf = harness_eval("hf", adapters, suites, tmp / f"hf-{k}")
             ref = harness_answers(tmp / f"hf-{k}")
             t_vllm = harness_eval("vllm", adapters, suites, tmp / f"vllm-{k}")
             vllm_answers = harness_answers(tmp / f"vllm-{k}")
-            t_lm_hf = sum(lm_hf_s[:k]) if lm_hf_s else None
-            t_lm_vllm = sum(lm_vllm_s[:k]) if lm_vllm_s else None
+            t_lm_hf, t_lm_vllm = per_k(lm_hf_s, k), per_k(lm_vllm_s, k)
             first_k = {f"a{i}" for i in range(k)}
             peer = t_lm_hf or float("nan")
             rows.append([k, "harness-vllm", f"{t_vllm:.0f}", f"{peer / t_vllm:.2f}", agreement(vllm_answers, ref)])
@@ -154,10 +163,12 @@ def main(ks: list[int], mmlu: int, extraction: int, lmeval_vllm: bool) -> None:
                          agreement({c: v for c, v in lm_hf.items() if c in first_k}, ref)])
             rows.append([k, "lmeval-vllm (per adapter)", f"{t_lm_vllm:.0f}" if t_lm_vllm else f"failed: {err_vllm}",
                          f"{peer / t_lm_vllm:.2f}" if t_lm_vllm else "-", agreement({c: v for c, v in lm_vllm.items() if c in first_k}, ref)])
-    write_table("multi_adapter", "W1: scoring K adapters of SmolLM2-135M (fp32), whole wall time",
+    write_table(a.table, "W1: scoring K adapters of SmolLM2-135M (fp32), whole wall time",
                 ["K", "system", "seconds", "speed-up vs lm-eval-hf", "item agreement with harness-hf"], rows,
-                [f"MMLU cloze {mmlu} items + extraction {extraction} items (greedy, up to 96 tokens); no caches",
-                 "harness scores base + K adapters; lm-eval scores the K adapters, one process each",
+                [f"MMLU cloze {mmlu} items" + (f" + extraction {extraction} items (greedy, up to 96 tokens)" if extraction else "") + "; no caches",
+                 "harness scores base + K adapters; lm-eval scores the K adapters, one process each"
+                 + (f" (ran {len(lm_adapters)}: larger K = K x their median, {statistics.median(lm_hf_s):.0f} s)"
+                    if lm_hf_s and len(lm_adapters) < max(ks) else ""),
                  "target: harness-vllm >= 4x lm-eval-hf at K=4 (issue 5)"])
 
 
@@ -169,10 +180,12 @@ if __name__ == "__main__":
     p.add_argument("--suite", action="append", default=[])
     p.add_argument("--k", default="1,4")
     p.add_argument("--mmlu", type=int, default=200)
-    p.add_argument("--extraction", type=int, default=100)
+    p.add_argument("--extraction", type=int, default=100, help="extraction items (generation); 0 leaves the suite out")
+    p.add_argument("--table", default="multi_adapter", help="name of the table in bench/results/")
+    p.add_argument("--lmeval-runs", type=int, help="lm-eval processes to run (default: the largest K); larger K use K x their median")
     p.add_argument("--lmeval-vllm", action="store_true", help="also run lm-eval --model vllm per adapter (its LoRA path is vLLM's slow stock CPU op)")
     a = p.parse_args()
     if a.worker:
         lmeval_worker(a.worker, a.adapter, a.suite, a.out)
     else:
-        main([int(x) for x in a.k.split(",")], a.mmlu, a.extraction, a.lmeval_vllm)
+        main(a)

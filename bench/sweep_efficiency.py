@@ -6,7 +6,7 @@ Same space, same data, same suite, run one after the other in one process tree:
          SuccessiveHalvingPruner (eta=3) to more: |lr| trials
 Both score trial 0 (the base) first. Measured from the studies' own timestamps: wall time until
 the best complete trial so far is within 1 point (0.01) of the grid's best; target <= 1/3 of the grid's.
-usage: python bench/sweep_efficiency.py [--n 8,24,72] [--lr 3e-4,1e-3,3e-3] [--items 10]
+usage: python bench/sweep_efficiency.py [--n 8,24,72] [--lr 3e-4,1e-3,3e-3] [--items 10] [--table NAME]
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def main() -> None:
     p.add_argument("--n", default="8,24,72")
     p.add_argument("--lr", default="3e-4,1e-3,3e-3")
     p.add_argument("--items", type=int, default=10)
+    p.add_argument("--table", default="sweep_efficiency", help="name of the table in bench/results/")
     a = p.parse_args()
     ns, lrs = [int(x) for x in a.n.split(",")], a.lr.split(",")
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -91,7 +92,7 @@ def main() -> None:
             ["successive halving", f"{len(lrs)} ({pruned} pruned)", f"{sh_total:.0f}", f"{max(b for _, b in sh):.4f}",
              f"{t_sh:.0f}" if t_sh else "never", f"{t_sh / t_grid:.2f}" if t_sh else "-", f"{t_sh / grid_total:.2f}" if t_sh else "-",
              "met" if t_sh and t_sh <= grid_total / 3 else "MISSED (target <= 0.33 of the grid's time)"]]
-    write_table("sweep_efficiency", "W3: sweep efficiency, successive halving over n_samples vs the full grid (SmolLM2)",
+    write_table(a.table, "W3: sweep efficiency, successive halving over n_samples vs the full grid (SmolLM2)",
                 ["sweep", "trials", "total s", "best objective", "s until within 0.01 of the grid's best", "vs grid's time-to-target",
                  "vs grid's total time", "verdict"],
                 rows, [f"space: learning_rate {lrs} x n_samples {ns} (lora_r 16); extraction suite, {a.items} dev items; hf backend",

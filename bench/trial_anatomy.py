@@ -2,8 +2,9 @@
 
 Runs the quickstart sweep's space for ONE trial (base trial 0 + 1 trial, MLflow tracking) in a
 scratch directory, or reads an existing study (`--study NAME` in runs/), then splits each trial's
-wall time (Optuna start to complete) into: model load (for training), training, adapter load,
-scoring per suite, tracking, and the rest (Optuna, writing items, process overheads).
+wall time (Optuna start to complete) into: model load (for training), training, held-out loss
+(before and after), adapter load, scoring per suite and its overhead (items, CIs), tracking, and
+the rest (Optuna, saving the adapter, process overheads).
 The goal: scoring is a minor share of a trial.
 usage: python bench/trial_anatomy.py [--study NAME] [--backend hf|vllm]
 """
@@ -30,7 +31,7 @@ def anatomy(study: optuna.Study) -> list[list]:
         if not stages:
             continue  # the base trial: nothing trained
         wall = (t.datetime_complete - t.datetime_start).total_seconds()
-        parts = {**stages, "other (Optuna, items, overheads)": max(wall - sum(stages.values()), 0.0)}
+        parts = {**stages, "other (Optuna, saving, overheads)": max(wall - sum(stages.values()), 0.0)}
         scoring = sum(v for k, v in stages.items() if k.startswith("scoring"))
         for name, seconds in parts.items():
             rows.append([f"trial-{t.number}", name, f"{seconds:.1f}", f"{seconds / wall:.0%}"])

@@ -378,8 +378,9 @@ def _train_and_score(trial, cfg, base, engine, suites, params: dict, where: Path
     values, summary, seconds = _score(engine, base, cand, suites, where, objective_fn, progress)
     suite_s = json.loads((where / "scores.json").read_text()).get("seconds", {})
     # W2 (bench/trial_anatomy.py): where a trial's time goes.
-    stages = {"model load": record["load_s"], "training": record["train_s"], "adapter load": adapter_s,
-              **{f"scoring {name}": s for name, s in suite_s.items()}}
+    stages = {"model load": record["load_s"], "training": record["train_s"], "held-out loss": record["heldout_eval_s"],
+              "adapter load": adapter_s, **{f"scoring {name}": s for name, s in suite_s.items()},
+              "scoring overhead (items, CIs)": round(max(seconds - sum(suite_s.values()), 0.0), 3)}
     attrs = {"dir": str(where), "adapter": str(adapter), "train_s": record["train_s"], "tokens_seen": record["tokens_seen"],
              "score_s": seconds, "scores": summary.to_dict(orient="records"), "loss_curve": record["loss_curve"], "stages": stages}
     return values, summary, attrs

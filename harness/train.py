@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import resource
 import shutil
 import tempfile
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from harness.config import TrainConfig
 from harness.errors import UserError
-from harness.hashing import sha256_file
+from harness.environment import harness_home
+from harness.hashing import sha256_file, sha256_json
 from harness.models import BaseModel, bf16_supported, device, load_causal_lm, load_tokenizer
 
 TRAIN_RECORD = "train.json"
@@ -117,7 +119,9 @@ def train(base: BaseModel, cfg: TrainConfig, out: Path) -> dict:
         trainer = make_trainer(model, tokenizer, cfg, dtype, train_rows, heldout_rows, tmp / "trainer", record)
         load_s = time.perf_counter() - started
         # LoRA's B starts at zero, so this is the base model's held-out loss.
-        before = trainer.evaluate()["eval_loss"] if heldout_rows else None
+        t0 = time.perf_counter()
+        before = _base_heldout_loss(trainer, base, cfg, dtype, record["data"]) if heldout_rows else None
+        eval_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         try:
             trainer.train()
@@ -142,8 +146,10 @@ def train(base: BaseModel, cfg: TrainConfig, out: Path) -> dict:
         if "failure" in record:
             record["status"] = "failed"
             raise TrainingFailed(record["failure"], record)
+        t0 = time.perf_counter()
         after = trainer.evaluate()["eval_loss"] if heldout_rows else None
         record["heldout_loss"] = {"base": before, "adapter": after}
+        record["heldout_eval_s"] = round(eval_s + time.perf_counter() - t0, 3)
         record["wall_s"] = round(time.perf_counter() - started, 3)
         record["status"] = "ok"
         trainer.model.save_pretrained(tmp / "adapter")
@@ -156,6 +162,23 @@ def train(base: BaseModel, cfg: TrainConfig, out: Path) -> dict:
         return record
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _base_heldout_loss(trainer, base: BaseModel, cfg: TrainConfig, dtype: str, data: dict) -> float:
+    """The base model's held-out loss: the same for every trial of a sweep, so computed once and kept."""
+    key = sha256_json({"base": base.identity, "data": data["sha256"], "heldout": data["heldout_rows"], "dtype": dtype,
+                       "max_seq_len": cfg.max_seq_len, "batch_size": cfg.batch_size, "qlora": cfg.qlora, "device": device()})
+    path = harness_home() / "heldout-loss" / f"{key[:32]}.json"
+    try:
+        return json.loads(path.read_text())["eval_loss"]
+    except (OSError, ValueError, KeyError):
+        pass
+    loss = trainer.evaluate()["eval_loss"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"eval_loss": loss}))
+    tmp.replace(path)  # atomic: concurrent workers never read half a file
+    return loss
 
 
 def make_trainer(model, tokenizer, cfg: TrainConfig, dtype: str, train_rows, heldout_rows, workdir: Path, record: dict):

@@ -24,12 +24,20 @@ def tiny_cfg(**kw) -> TrainConfig:
     return TrainConfig(**{**values, **kw})
 
 
-def test_adapter_trained_on_64_rows_lowers_heldout_loss(tiny_model, tmp_path):
+def test_adapter_trained_on_64_rows_lowers_heldout_loss(tiny_model, tmp_path, harness_home):
     out = tmp_path / "adapter"
     record = train(resolve_base(str(tiny_model)), tiny_cfg(), out)
     assert record["status"] == "ok" and record["steps"] == 8
     loss = record["heldout_loss"]
     assert loss["adapter"] < loss["base"] - 0.2, loss
+    # The base's held-out loss is kept for the next trial on the same base, data and settings.
+    [kept] = (harness_home / "heldout-loss").glob("*.json")
+    assert json.loads(kept.read_text())["eval_loss"] == loss["base"]
+    kept.write_text(json.dumps({"eval_loss": 123.0}))  # a marker: the next trial must read it, not recompute
+    again = train(resolve_base(str(tiny_model)), tiny_cfg(n_samples=8, lora_r=4, learning_rate=1e-3), tmp_path / "again")
+    assert again["heldout_loss"]["base"] == 123.0
+    other = train(resolve_base(str(tiny_model)), tiny_cfg(n_samples=8, max_seq_len=128), tmp_path / "other")
+    assert other["heldout_loss"]["base"] != 123.0  # other settings, another held-out loss
     saved = json.loads((out / TRAIN_RECORD).read_text())
     assert saved["data"]["sha256"] and saved["tokens_seen"] > 0 and saved["tokens_per_s"] > 0
     assert saved["base"]["identity"].startswith("dir:")
