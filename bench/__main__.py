@@ -14,9 +14,9 @@ HERE = Path(__file__).resolve().parent
 BENCHES = [
     ["report_speed.py"],                                                 # issue 8: 50 trials x 500 items
     ["limit.py", "--items", "20", "--reps", "3"],                        # W4
-    ["multi_adapter.py", "--k", "1,4,8", "--mmlu", "20", "--extraction", "0", "--lmeval-runs", "3"],  # W1
+    ["multi_adapter.py", "--k", "1,4,8", "--mmlu", "10", "--extraction", "0", "--lmeval-runs", "3"],  # W1
     ["trial_anatomy.py"],                                                # W2
-    ["sweep_efficiency.py", "--n", "2,6,18", "--items", "3"],            # W3
+    ["sweep_efficiency.py", "--lr", "1e-3,3e-3", "--n", "2,6,18", "--items", "3"],  # W3
 ]
 EXTRA = [
     ["lora_overhead.py", "--items", "10", "--reps", "3", "--dtypes", "float32"],  # issue 11

@@ -47,7 +47,9 @@ def run(tmp: Path, study: str, lrs: list[str], ns: list[int], items: int, multi_
     if multi_fidelity:
         text += f"multi_fidelity: {{enabled: true, min_samples: {ns[0]}, reduction_factor: 3}}\n"
     (tmp / f"{study}.yaml").write_text(text)
-    subprocess.run([str(REPO / ".venv/bin/harness"), "sweep", f"{study}.yaml"], cwd=tmp, check=True, capture_output=True)
+    proc = subprocess.run([str(REPO / ".venv/bin/harness"), "sweep", f"{study}.yaml"], cwd=tmp, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"harness sweep {study}.yaml failed:\n{proc.stderr[-3000:]}")
     return optuna.load_study(study_name=study, storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp / "runs" / study / "journal.log"))))
 

@@ -20,8 +20,10 @@ params, so a SIGKILLed worker's trial is retried by whoever runs next. This work
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -86,14 +88,37 @@ def distributions(cfg: SweepConfig) -> dict:
     return dists
 
 
+class GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid, less its `study.stop()` once the grid is done: outside `study.optimize` (a sweep
+    asks and tells) that call raises inside `tell`, after the trial was already told. The sweep's
+    loop stops at the end of the grid itself (`grid_done`)."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
+def grid_space(cfg: SweepConfig) -> dict[str, list]:
+    searched = {n: p for n, p in cfg.space.items() if not (n == "n_samples" and cfg.multi_fidelity.enabled)}
+    bad = [n for n, p in searched.items() if p.type != "categorical"]
+    if bad:
+        raise UserError(f"sampler grid: every parameter must be categorical ({', '.join(bad)} are not)")
+    return {n: list(p.choices) for n, p in searched.items()}
+
+
+def grid_done(study: optuna.Study, grid: dict[str, list]) -> bool:
+    """Every configuration of the grid tried or running, and no retry waiting."""
+    S = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == S.WAITING for t in trials):
+        return False
+    seen = {tuple(t.params.get(n) for n in grid) for t in trials if t.params}
+    return all(combo in seen for combo in itertools.product(*grid.values()))
+
+
 def make_sampler(cfg: SweepConfig):
     s = cfg.sampler
     if s.name == "grid":
-        searched = {n: p for n, p in cfg.space.items() if not (n == "n_samples" and cfg.multi_fidelity.enabled)}
-        bad = [n for n, p in searched.items() if p.type != "categorical"]
-        if bad:
-            raise UserError(f"sampler grid: every parameter must be categorical ({', '.join(bad)} are not)")
-        return optuna.samplers.GridSampler({n: p.choices for n, p in searched.items()}, seed=s.seed)
+        return GridSampler(grid_space(cfg), seed=s.seed)
     factories = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=s.seed, multivariate=True),
         "random": lambda: optuna.samplers.RandomSampler(seed=s.seed),
@@ -268,11 +293,15 @@ def run(cfg: SweepConfig, n_trials: int | None = None, timeout_s: float | None =
     engine = create(backend_kind, base, [make_candidate("base", base)], **options)
     trackers = make_trackers(tracker_names or cfg.trackers, cfg, root)
     dists = distributions(cfg)
+    grid = grid_space(cfg) if cfg.sampler.name == "grid" else None
     started = time.time()
     try:
         with SweepProgress(console, n_trials, len(_counted(study))) as progress:
             ensure_base_trial(study, engine, base, suites, root, objective_fn, trackers, progress)
             while len(_counted(study)) < n_trials and (timeout_s is None or time.time() - started < timeout_s):
+                if grid and grid_done(study, grid):
+                    progress.say(f"the grid is done: all {math.prod(map(len, grid.values()))} configurations tried")
+                    break
                 trial = study.ask(dists)
                 mine = [t for t in _counted(study) if t.number <= trial.number]
                 if len(mine) > n_trials:  # another worker took the last slot between our count and ask

@@ -204,3 +204,16 @@ def test_multi_fidelity_climbs_rungs_and_prunes_by_successive_halving(tiny_model
     assert proc.returncode == 0, proc.stderr[-3000:]
     board = (tmp_path / "reports/mf/leaderboard.md").read_text()
     assert "rungs" in board and "16→32" in board
+
+
+def test_grid_sweep_stops_when_the_grid_is_done(tiny_model, tmp_path, harness_home):
+    cfg = sweep_file(tmp_path, tiny_model, "grid", n_trials=3, trackers=("none",), max_steps=1)
+    text = cfg.read_text().replace("{type: float, low: 1.0e-3, high: 1.0e-2, log: true}", "{type: categorical, choices: [1.0e-3]}")
+    cfg.write_text(text.replace("choices: [16, 32]", "choices: [16]").replace("name: random", "name: grid"))
+    proc = run_cli("sweep", str(cfg), cwd=tmp_path, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]  # Optuna's own GridSampler raised in the last tell
+    assert "the grid is done: all 2 configurations tried" in proc.stdout + proc.stderr
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/grid/journal.log")))
+    trials = [t for t in optuna.load_study(study_name="grid", storage=storage).get_trials() if t.user_attrs.get("candidate") != "base"]
+    assert sorted(t.params["lora_r"] for t in trials) == [4, 8]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
