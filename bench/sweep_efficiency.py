@@ -85,9 +85,9 @@ def main() -> None:
         grid_total, grid = curve(run(tmp, "grid", lrs, ns, a.items, False))
         sh_study = run(tmp, "sh", lrs, ns, a.items, True)
         sh_total, sh = curve(sh_study)
+        pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in sh_study.get_trials(deepcopy=False))  # before tmp goes
     grid_best = max(b for _, b in grid)
     t_grid, t_sh = time_to(grid, grid_best), time_to(sh, grid_best)
-    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in sh_study.get_trials(deepcopy=False))
     # "The grid's time": what a grid costs before you know its best, i.e. its total; the ratio to the
     # grid's own time-to-target (it may hit its best early by luck of order) is shown too.
     rows = [["grid", len(lrs) * len(ns), f"{grid_total:.0f}", f"{grid_best:.4f}", f"{t_grid:.0f}", "1.00", f"{t_grid / grid_total:.2f}", ""],
