@@ -5,8 +5,9 @@
   lmeval-hf      lm-eval once per adapter, `--model hf` with `peft=` (its documented LoRA path)
   lmeval-vllm    lm-eval once per adapter, `--model vllm` with `lora_local_path=`
 Each lm-eval run is a fresh process (as its CLI is), one per adapter: K adapters cost the first K
-runs, or, past `--lmeval-runs N` runs, K x their median (every run does the same work). lm-eval gets the very task objects harness
-builds, so the items are identical. Harness also scores the base model (K+1 candidates).
+runs, or, past `--lmeval-runs N` runs, K x their median (every run does the same work). lm-eval
+gets the very task objects harness builds, so the items are identical. Harness also scores the
+base model (K+1 candidates).
 Adapters are rank-16 LoRAs with random weights (speed and agreement do not need trained ones).
 Agreement: per-item MMLU choice and extraction text, against harness-hf.
 usage: python bench/multi_adapter.py [--k 1,4] [--mmlu 200] [--extraction 100] [--lmeval-runs N] [--table NAME]
