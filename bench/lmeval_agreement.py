@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import environment  # noqa: E402
+from harness.runtime import environment  # noqa: E402
 
 environment.configure()
 
@@ -26,12 +26,12 @@ def main(limit: int) -> None:
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    from harness.backends import make_candidate
-    from harness.lmeval_tasks import build_task
     from harness.models import load_causal_lm, load_tokenizer, resolve_base
-    from harness.score import evaluate
+    from harness.score.backends import make_candidate
+    from harness.score.evaluate import evaluate
+    from harness.score.lmeval import build_task
+    from harness.score.suites import load_suite
     from harness.stats import mean_ci
-    from harness.suites import load_suite
 
     base = resolve_base("default")
     rows = []

@@ -32,7 +32,7 @@ ENGINES = {"no-lora": ["no-lora"], "lora": ["lora-base", "lora-1", "lora-4-mix"]
 
 
 def worker(engine: str, dtype: str, items: int, reps: int) -> list[dict]:
-    from harness import environment
+    from harness.runtime import environment
 
     environment.configure()
     os.environ.update(environment.vllm_cpu_env())
@@ -40,14 +40,14 @@ def worker(engine: str, dtype: str, items: int, reps: int) -> list[dict]:
     from vllm.inputs import TokensPrompt
     from vllm.lora.request import LoRARequest
 
-    from harness.backends.tokens import encode_pair
-    from harness.lmeval_tasks import build_task
     from harness.models import load_tokenizer, resolve_base
-    from harness.parity import random_adapters
-    from harness.suites import load_suite
+    from harness.score.backends.parity import random_adapters
+    from harness.score.backends.tokens import encode_pair
+    from harness.score.lmeval import build_task
+    from harness.score.suites import load_suite
 
     if engine != "stock":
-        from harness.vllm_plugin import register
+        from harness.score.backends.vllm_plugin import register
 
         register()
     base = resolve_base("default")
@@ -77,7 +77,7 @@ def worker(engine: str, dtype: str, items: int, reps: int) -> list[dict]:
 
 
 def run(engine: str, dtype: str, items: int, reps: int) -> list[dict]:
-    from harness.environment import vllm_cpu_env
+    from harness.runtime.environment import vllm_cpu_env
 
     env = {**os.environ, **vllm_cpu_env(), "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run([sys.executable, __file__, "--worker", engine, "--dtype", dtype, "--items", str(items), "--reps", str(reps)],

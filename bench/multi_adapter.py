@@ -48,21 +48,21 @@ def harness_eval(backend: str, adapters: list[Path], suites: list[Path], out: Pa
 
 def lmeval_worker(model: str, adapter: str, suites: list[str], out: str) -> None:
     """One lm-eval run for one adapter, as its CLI would do it; writes per-item answers."""
-    from harness import environment
+    from harness.runtime import environment
 
     environment.configure()
     import lm_eval
 
-    from harness.lmeval_tasks import build_task, chat_renderer
     from harness.models import load_tokenizer, resolve_base
-    from harness.suites import load_suite
+    from harness.score.lmeval import build_task
+    from harness.score.suites import load_suite
 
     base = resolve_base("default")
     tok = load_tokenizer(base)
     tasks = []
     for ref in suites:
-        suite = load_suite(ref, load_suite(ref).config.limit.full)
-        tasks.append(build_task(suite, chat_renderer(suite, tok) if suite.config.builtin is None else None))
+        suite = load_suite(ref, scope="full")
+        tasks.append(build_task(suite, tok))
     if model == "hf":
         import torch
 
@@ -82,7 +82,7 @@ def lmeval_worker(model: str, adapter: str, suites: list[str], out: str) -> None
 
 def lmeval_runs(model: str, adapters: list[Path], suites: list[Path], tmp: Path) -> tuple[list[float] | None, dict, str]:
     """One lm-eval process per adapter; returns each run's seconds (K adapters cost the first K runs)."""
-    from harness.environment import vllm_cpu_env
+    from harness.runtime.environment import vllm_cpu_env
 
     env = {**os.environ, **(vllm_cpu_env() if model == "vllm" else {})}
     seconds, answers = [], {}
@@ -132,11 +132,11 @@ def per_k(seconds: list[float] | None, k: int) -> float | None:
 def main(a: argparse.Namespace) -> None:
     from common import write_table
 
-    from harness import environment
+    from harness.runtime import environment
 
     environment.configure()
     from harness.models import resolve_base
-    from harness.parity import random_adapters
+    from harness.score.backends.parity import random_adapters
 
     ks, mmlu, extraction = [int(x) for x in a.k.split(",")], a.mmlu, a.extraction
     base = resolve_base("default")

@@ -45,15 +45,15 @@ def plain_trainer(base, rows, steps: int, batch: int, max_len: int) -> tuple[flo
 
 
 def main(n_rows: int, steps: int, reps: int) -> None:
-    from harness import environment
+    from harness.runtime import environment
 
     environment.configure()
     from common import write_table
 
     from harness.config import TrainConfig
-    from harness.data import training_split
     from harness.models import resolve_base
     from harness.train import train
+    from harness.train.data import training_split
 
     base = resolve_base("default")
     data = REPO / "suites/extraction/train.jsonl"

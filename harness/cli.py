@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
+import typing
 from pathlib import Path
 from typing import Annotated
 
@@ -11,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness import environment
 from harness.errors import UserError
+from harness.runtime import environment
 
 app = typer.Typer(
     help="Evaluation and model selection for LoRA fine-tuning: sweep, score, record, report, gate.",
@@ -72,52 +74,63 @@ def doctor(
         raise typer.Exit(1)
 
 
-@app.command()
-def train(
-    base: Annotated[str, typer.Option(help="'default', a .gguf, a model dir or a hub id")],
-    data: Annotated[Path, typer.Option(help="training JSONL: {messages: [...]} or {prompt, completion} rows")],
-    n_samples: Annotated[int, typer.Option(help="train on the first N rows of the file's fixed permutation")],
-    out: Annotated[Path, typer.Option(help="adapter directory to create (appears only when complete)")],
-    lora_r: Annotated[int, typer.Option()] = 16,
-    learning_rate: Annotated[float, typer.Option()] = 2e-4,
-    lora_alpha: Annotated[float | None, typer.Option(help="default: 2 * r")] = None,
-    lora_dropout: Annotated[float, typer.Option()] = 0.0,
-    target_modules: Annotated[str, typer.Option(help="'all-linear' or a comma-separated list")] = "all-linear",
-    epochs: Annotated[float, typer.Option()] = 1.0,
-    max_steps: Annotated[int | None, typer.Option()] = None,
-    max_seq_len: Annotated[int, typer.Option()] = 512,
-    batch_size: Annotated[int, typer.Option()] = 8,
-    grad_accum: Annotated[int, typer.Option()] = 1,
-    seed: Annotated[int, typer.Option()] = 0,
-    dtype: Annotated[str, typer.Option(help="auto (bf16 where supported) | float32 | bfloat16")] = "auto",
-    qlora: Annotated[bool, typer.Option(help="4-bit base via bitsandbytes (CUDA only)")] = False,
-):
+def _train(base: str, out: Path, **fields) -> None:
     """Train one LoRA adapter (a candidate) with TRL's SFTTrainer."""
-    import json
-
     from harness.config import TrainConfig, validate_args
     from harness.models import resolve_base
-    from harness.train import TrainingFailed
-    from harness.train import train as train_adapter
+    from harness.train import TrainingFailed, train
 
-    modules = target_modules if target_modules == "all-linear" else [m.strip() for m in target_modules.split(",")]
-    cfg = validate_args(TrainConfig, dict(
-        data=data, n_samples=n_samples, lora_r=lora_r, learning_rate=learning_rate, lora_alpha=lora_alpha,
-        lora_dropout=lora_dropout, target_modules=modules, epochs=epochs, max_steps=max_steps,
-        max_seq_len=max_seq_len, batch_size=batch_size, grad_accum=grad_accum, seed=seed, dtype=dtype, qlora=qlora,
-    ))
+    cfg = validate_args(TrainConfig, fields)
     try:
-        record = train_adapter(resolve_base(base), cfg, out)
+        record = train(resolve_base(base), cfg, out)
     except TrainingFailed as failure:
-        report = out.with_name(out.name + ".failed.json")
-        report.write_text(json.dumps(failure.record, indent=2))
-        err_console.print(f"training failed: {failure.reason} (record: {report})")
-        raise typer.Exit(1)
+        err_console.print(f"training failed: {failure.reason} (record: {failure.record_path})")
+        raise typer.Exit(1) from None
     loss = record["heldout_loss"]
     console.print(
         f"adapter: {out}\nsteps {record['steps']}, {record['tokens_seen']} tokens, {record['tokens_per_s']} tok/s, "
         f"{record['train_s']:.1f} s training; held-out loss {loss['base']} -> {loss['adapter']}"
     )
+
+
+def _options_of(model) -> list[inspect.Parameter]:
+    """A typer option per field of a pydantic model: the flags of `harness train` are TrainConfig's fields.
+
+    Scalars keep their type; anything else (literals, lists) is taken as text and parsed by the model."""
+    params = []
+    for name, field in model.model_fields.items():
+        scalar = {int, float, bool, str, Path}
+        kind = field.annotation if field.annotation in scalar else None
+        if kind is None:  # `X | None` of a scalar stays optional; every other type arrives as text
+            args = [a for a in typing.get_args(field.annotation) if a is not type(None)]
+            kind = args[0] | None if len(args) == 1 and args[0] in scalar else str
+        default = inspect.Parameter.empty if field.is_required() else field.default
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[kind, typer.Option(help=field.description or "")]))
+    return params
+
+
+def _register_train() -> None:
+    from harness.config import TrainConfig
+
+    fixed = [
+        inspect.Parameter("base", inspect.Parameter.KEYWORD_ONLY,
+                          annotation=Annotated[str, typer.Option(help="'default', a .gguf, a model dir or a hub id")]),
+        inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY,
+                          annotation=Annotated[Path, typer.Option(help="adapter directory to create (appears only when complete)")]),
+    ]
+
+    def train_cmd(**kwargs):
+        _train(**kwargs)
+
+    params = fixed + _options_of(TrainConfig)
+    train_cmd.__signature__ = inspect.Signature(params)
+    train_cmd.__annotations__ = {p.name: p.annotation for p in params}
+    train_cmd.__doc__ = _train.__doc__
+    app.command("train")(train_cmd)
+
+
+_register_train()
 
 
 def _parse_adapters(adapters: list[str]) -> list[tuple[str, Path]]:
@@ -141,26 +154,25 @@ def eval_cmd(
     limit: Annotated[int | None, typer.Option(help="items per suite (a fixed, stratified subset)")] = None,
     backend: Annotated[str, typer.Option(help="hf | vllm")] = "hf",
     dtype: Annotated[str, typer.Option(help="float32 (default: decides close candidates) | bfloat16")] = "float32",
-    out: Annotated[Path, typer.Option(help="output directory for items.parquet and scores.json")] = Path("runs/eval"),
+    out: Annotated[Path | None, typer.Option(help="output directory for items.parquet and scores.json (default: runs/eval)")] = None,
     no_cache: Annotated[bool, typer.Option(help="recompute every response")] = False,
     server: Annotated[str | None, typer.Option(help="with --backend vllm: URL of a running vLLM server (harness serve)")] = None,
 ):
     """Score the base model and every adapter on every suite; per-item results with confidence intervals."""
-    from harness.backends import make_candidate
+    from harness import store
     from harness.models import resolve_base
-    from harness.score import evaluate
-    from harness.suites import load_suite
+    from harness.score.backends import create, make_candidate
+    from harness.score.evaluate import evaluate
+    from harness.score.suites import load_suite
 
+    out = out or store.EVAL_DIR
     if not suite:
         raise UserError("--suite: give at least one suite (e.g. --suite mmlu)")
     if dtype not in ("float32", "bfloat16"):
         raise UserError(f"--dtype {dtype}: expected float32 or bfloat16")
-    suites = [load_suite(ref, limit if limit is not None else None) for ref in suite]
-    suites = [s if limit is not None or s.config.limit.full is None else load_suite(str(s.source), s.config.limit.full) for s in suites]
+    suites = [load_suite(ref, limit, scope="full") for ref in suite]
     resolved = resolve_base(base)
     candidates = [make_candidate("base", resolved)] + [make_candidate(n, resolved, p) for n, p in _parse_adapters(adapter)]
-    from harness.backends import create
-
     engine = create(backend, resolved, candidates, dtype=dtype, server=server)
     try:
         items, summary, failures = evaluate(resolved, candidates, suites, backend, dtype, out, use_cache=not no_cache, backend=engine)
@@ -169,7 +181,7 @@ def eval_cmd(
     _print_scores(summary, suites)
     for f in failures:
         err_console.print(f"[red]suite {f.suite} failed[/]: {f.reason}")
-    console.print(f"wrote {out / 'items.parquet'} and {out / 'scores.json'}")
+    console.print(f"wrote {out / store.ITEMS} and {out / store.SCORES}")
     if failures:
         raise typer.Exit(1)
 
@@ -187,9 +199,9 @@ def _print_scores(summary, suites) -> None:
 
 
 def _parity(base_spec: str, adapters: list[str], server: str | None) -> None:
-    from harness import parity
-    from harness.environment import harness_home
     from harness.models import resolve_base
+    from harness.runtime.environment import harness_home
+    from harness.score.backends import parity
 
     base = resolve_base(base_spec)
     paths = [p for _, p in _parse_adapters(adapters)] or parity.random_adapters(base, harness_home() / "parity" / base.identity[:20])
@@ -216,8 +228,8 @@ def serve(
     max_lora_rank: Annotated[int, typer.Option(help="largest rank of adapters loaded later at run time")] = 64,
 ):
     """Serve the base model and its adapters with vLLM's OpenAI-compatible server (run-time adapter loading on)."""
-    from harness import serve as server
     from harness.models import resolve_base
+    from harness.score.backends import serve as server
 
     proc, url = server.start(resolve_base(base), _parse_adapters(adapter), host, port, dtype, max_lora_rank)
     try:
@@ -242,36 +254,23 @@ def sweep(
     workers: Annotated[int, typer.Option(help="local workers sharing the study (each one engine); logs of the extra ones in runs/<study>/")] = 1,
 ):
     """Optuna over LoRA rank x learning rate x sample count: train, score and record each trial."""
-    import subprocess
-    import sys
-
-    from harness import config
-    from harness import sweep as sweeping
+    from harness import config, store
+    from harness.sweep import ExtraWorkers, SweepOptions, SweepWorker
 
     cfg = config.load(file, "sweep")
     if study:
         cfg = cfg.model_copy(update={"study": study})
     if workers < 1:
         raise UserError(f"--workers {workers}: must be at least 1")
-    # Extra workers are the same command again (what a user would start in another shell).
-    argv = []
-    for arg, prev in zip(sys.argv[1:], sys.argv[:-1], strict=True):
-        if not arg.startswith("--workers") and prev != "--workers":
-            argv.append(arg)
-    logs = [sweeping.study_dir(cfg) / f"worker-{i}.log" for i in range(1, workers)]
-    for log_path in logs:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-    outs = [open(p, "w") for p in logs]  # noqa: SIM115 - held until the workers exit
-    extra = [subprocess.Popen([sys.executable, "-m", "harness.cli", *argv], stdout=out, stderr=subprocess.STDOUT) for out in outs]
-    result = sweeping.run(cfg, n_trials, timeout, storage, backend, tracker or None, console)
-    failed = [log_path for proc, log_path in zip(extra, logs, strict=True) if proc.wait() != 0]
-    for out in outs:
-        out.close()
-    if failed:
+    options = SweepOptions(n_trials, timeout, study, storage, backend, tuple(tracker))
+    worker = SweepWorker(cfg, storage, backend, tracker or None, console)
+    extra = ExtraWorkers(file, cfg.study, options, workers - 1)
+    result = worker.run(n_trials, timeout)
+    if failed := extra.wait():
         err_console.print(f"{len(failed)} extra worker(s) failed; see {', '.join(map(str, failed))}")
         raise typer.Exit(1)
     done = [t for t in result.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    console.print(f"study {cfg.study}: {len(done)} complete trials (base included) in runs/{cfg.study}/")
+    console.print(f"study {cfg.study}: {len(done)} complete trials (base included) in {store.study_dir(cfg.study)}/")
 
 
 @app.command()
@@ -283,12 +282,13 @@ def report(
     alpha: Annotated[float, typer.Option(help="significance level of the paired tests (Holm-corrected)")] = 0.05,
 ):
     """Leaderboards (HTML with plots, Markdown, CSV), tidy results and best.json for a study."""
-    from harness import report as reporting
+    from harness import store
+    from harness.select import report as reporting
 
     if pick not in ("cheapest-tied", "best-mean"):
         raise UserError(f"--pick {pick}: expected cheapest-tied or best-mean")
-    out = out or Path("reports") / study
-    best = reporting.write(reporting.load(study, storage), out, pick, alpha)
+    out = out or store.report_dir(study)
+    best = reporting.write(store.load_study(study, storage), out, pick, alpha)
     console.print(f"pick: {best['candidate']} (objective {best['objective']:.4f}); report in {out}/index.html")
 
 
@@ -299,9 +299,10 @@ def leaderboard(
     format: Annotated[str, typer.Option("--format", help="table | md | csv | json")] = "table",
 ):
     """The study's leaderboard in the terminal, or as md/csv/json for scripts."""
-    from harness import report as reporting
+    from harness import store
+    from harness.select.leaderboard import leaderboard as board_of
 
-    board = reporting.leaderboard(reporting.load(study, storage)).drop(columns=["start", "complete", "adapter", "dir", "number"], errors="ignore")
+    board = board_of(store.load_study(study, storage)).drop(columns=["start", "complete", "adapter", "dir", "number"], errors="ignore")
     if format == "md":
         print(board.to_markdown(index=False, floatfmt=".4g"))
     elif format == "csv":
@@ -331,39 +332,32 @@ def gate(
     promote: Annotated[bool, typer.Option(help="on pass: MLflow alias 'champion' + reports/NAME/champion.json")] = False,
 ):
     """Fail the build (exit 1) when a candidate misses a threshold or regresses against a baseline; exit 2 on bad input."""
-    from harness import config
-    from harness import gate as gating
+    from harness import config, store
+    from harness.select import gate as gating
 
     cfg = config.load(rules, "gate")
     if (results is None) == (study is None):
         raise UserError("harness gate: give exactly one of --results DIR or --study NAME")
-    res = gating.Results.load(results) if results else gating.Results.from_study(study, storage)
-    candidate = gating.resolve_candidate(res, candidate, study)
-    base = gating.resolve_baseline(res, baseline, candidate)
-    verdicts = gating.check(cfg, res, candidate, base)
-    table = Table("rule", "value", "95% CI", "threshold", "verdict", "detail", title=f"gate: {candidate}" + (f" vs {base[1]}" if base else ""))
-    for v in verdicts:
+    res = store.Results.load(results) if results else store.Results.from_study(store.load_study(study, storage), storage)
+    outcome = gating.run(cfg, res, candidate, baseline, study, gating.GateOutputs(junit, summary, json_out), promote)
+    title = f"gate: {outcome.candidate}" + (f" vs {outcome.baseline}" if outcome.baseline else "")
+    table = Table("rule", "value", "95% CI", "threshold", "verdict", "detail", title=title)
+    for v in outcome.verdicts:
         table.add_row(v.rule, f"{v.value:.4f}", f"[{v.ci_low:.4f}, {v.ci_high:.4f}]", f"{v.threshold:.4f}",
                       "[green]pass[/]" if v.passed else "[red]FAIL[/]", v.detail)
     console.print(table)
-    gating.write_outputs(verdicts, candidate, junit, summary, json_out)
-    if not all(v.passed for v in verdicts):
-        err_console.print(f"gate FAILED for {candidate}: {sum(not v.passed for v in verdicts)} of {len(verdicts)} rules"
-                          + ("; not promoted" if promote else ""))
+    if not outcome.passed:
+        err_console.print(f"gate FAILED for {outcome.candidate}: {sum(not v.passed for v in outcome.verdicts)} of "
+                          f"{len(outcome.verdicts)} rules" + ("; not promoted" if promote else ""))
         raise typer.Exit(1)
-    console.print(f"gate passed for {candidate}")
-    if promote:
-        from harness.promote import champion_file
-        from harness.promote import promote as make_champion
-
-        try:
-            record = make_champion(res.name, candidate, res.adapters.get(candidate), res.dirs[candidate],
-                                   gating.headline_scores(res, candidate))
-        except Exception as err:  # noqa: BLE001 - a pipeline must see a failed promotion, without a traceback
-            err_console.print(f"promotion of {candidate} failed: {type(err).__name__}: {err}")
-            raise typer.Exit(1) from None
-        console.print(f"promoted {candidate}: MLflow model {record['name']} version {record['mlflow']['version']} "
-                      f"alias champion; {champion_file(res.name)}")
+    console.print(f"gate passed for {outcome.candidate}")
+    if outcome.promotion_error:
+        err_console.print(f"promotion of {outcome.candidate} failed: {outcome.promotion_error}")
+        raise typer.Exit(1)
+    if outcome.promotion:
+        record = outcome.promotion
+        console.print(f"promoted {outcome.candidate}: MLflow model {record['name']} version {record['mlflow']['version']} "
+                      f"alias champion; {store.champion_file(res.name)}")
 
 
 @humaneval_app.command("grade")
@@ -374,16 +368,15 @@ def humaneval_grade(
     sandbox: Annotated[str | None, typer.Option(help="bubblewrap | rlimit-only (default: the best available)")] = None,
 ):
     """Grade HumanEval completions produced anywhere; print pass@k as JSON."""
-    import json
-
-    from harness import humaneval
+    from harness.runtime.files import atomic_write, dumps
+    from harness.score import humaneval
 
     if mode not in ("completion", "chat") or sandbox not in (None, "bubblewrap", "rlimit-only"):
         raise UserError("--mode must be completion|chat and --sandbox bubblewrap|rlimit-only")
     graded = humaneval.grade(humaneval.read_samples(samples), mode, sandbox)
     if out:
-        out.write_text("".join(json.dumps(g) + "\n" for g in graded))
-    print(json.dumps(humaneval.summarize(graded)))
+        atomic_write(out, "".join(dumps(g, indent=None) + "\n" for g in graded))
+    print(dumps(humaneval.summarize(graded), indent=None))
 
 
 @models_app.command("prepare")

@@ -11,7 +11,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import UserError
 
@@ -25,29 +35,60 @@ class Strict(BaseModel):
 Dtype = Literal["auto", "float32", "bfloat16"]
 
 
-class TrainConfig(Strict):
-    """One candidate's training settings: what `harness train` takes and what a sweep trial fixes."""
+def _comma_list(value):
+    # `--target-modules q_proj,v_proj` and `target_modules: q_proj,v_proj` mean a list.
+    if isinstance(value, str) and value != "all-linear":
+        return [m.strip() for m in value.split(",") if m.strip()]
+    return value
 
-    data: Path
-    n_samples: Annotated[int, Field(gt=0)]
-    lora_r: Annotated[int, Field(gt=0, le=256)] = 16
-    lora_alpha: Annotated[float, Field(gt=0)] | None = None  # None: 2 * lora_r
+
+class TrainConfig(Strict):
+    """One candidate's training settings: THE field list. `harness train`'s options, the sweep's
+    `train:` block (`SweepTrain`) and the checks of a sweep's search space all derive from it."""
+
+    data: Annotated[Path, Field(description="training JSONL: {messages: [...]} or {prompt, completion} rows")]
+    n_samples: Annotated[int, Field(gt=0, description="train on the first N rows of the file's fixed permutation")]
+    lora_r: Annotated[int, Field(gt=0, le=256, description="LoRA rank")] = 16
+    lora_alpha: Annotated[float | None, Field(gt=0, description="LoRA alpha (default: 2 * rank)")] = None
     lora_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    target_modules: Annotated[list[str] | Literal["all-linear"], BeforeValidator(_comma_list),
+                              Field(description="'all-linear' or a comma-separated list of module names")] = "all-linear"
     learning_rate: Annotated[float, Field(gt=0, lt=1)] = 2e-4
     epochs: Annotated[float, Field(gt=0)] = 1.0
-    max_steps: Annotated[int, Field(gt=0)] | None = None
+    max_steps: Annotated[int | None, Field(gt=0, description="stop after this many optimizer steps")] = None
     max_seq_len: Annotated[int, Field(gt=8)] = 512
     batch_size: Annotated[int, Field(gt=0)] = 8
     grad_accum: Annotated[int, Field(gt=0)] = 1
-    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1, description="share of the steps spent warming up the learning rate")] = 0.0
     seed: int = 0
-    dtype: Dtype = "auto"
-    qlora: bool = False
+    dtype: Annotated[Dtype, Field(description="auto (bf16 where the CPU/GPU has it) | float32 | bfloat16")] = "auto"
+    qlora: Annotated[bool, Field(description="4-bit base via bitsandbytes (CUDA only)")] = False
 
     @property
     def alpha(self) -> float:
         return self.lora_alpha if self.lora_alpha is not None else 2.0 * self.lora_r
+
+
+# A sweep searches these (lora_r, learning_rate, n_samples are required in `space`) or sets them per
+# trial (seed = the sweep's seed + the trial number); every other training field is fixed in `train:`.
+SWEEP_SETS = ("n_samples", "lora_r", "learning_rate", "seed")
+
+SweepTrain = create_model(
+    "SweepTrain",
+    __base__=Strict,
+    __doc__="The fixed training settings of a sweep (TrainConfig less what the sweep sets per trial).",
+    **{name: (field.annotation, field) for name, field in TrainConfig.model_fields.items() if name not in SWEEP_SETS},
+)
+
+
+def train_field_errors(name: str, value) -> list[str]:
+    """Why `value` is not a valid TrainConfig.<name> (empty if it is): the field's own constraints."""
+    field = TrainConfig.model_fields[name]
+    try:
+        TypeAdapter(Annotated[field.annotation, *field.metadata]).validate_python(value)
+    except ValidationError as err:
+        return [e["msg"] for e in err.errors()]
+    return []
 
 
 # ---------------------------------------------------------------- suites
@@ -217,21 +258,6 @@ class Budget(Strict):
 
 
 
-class SweepTrain(Strict):
-    """The fixed training settings of a sweep; the searched ones come from `space`."""
-
-    data: Path
-    lora_alpha: float | None = None
-    lora_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    target_modules: list[str] | Literal["all-linear"] = "all-linear"
-    epochs: Annotated[float, Field(gt=0)] = 1.0
-    max_steps: Annotated[int, Field(gt=0)] | None = None
-    max_seq_len: Annotated[int, Field(gt=8)] = 512
-    batch_size: Annotated[int, Field(gt=0)] = 8
-    grad_accum: Annotated[int, Field(gt=0)] = 1
-    dtype: Dtype = "auto"
-    qlora: bool = False
-
 
 class SweepConfig(Strict):
     study: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -254,9 +280,17 @@ class SweepConfig(Strict):
         required = {"lora_r", "learning_rate", "n_samples"}
         if missing := required - self.space.keys():
             raise ValueError(f"space must search {sorted(missing)} (lora_r, learning_rate, n_samples)")
-        searchable = set(TrainConfig.model_fields) - {"data"}
+        searchable = set(TrainConfig.model_fields) - {"data", "seed"}
         if unknown := self.space.keys() - searchable:
             raise ValueError(f"space names unknown training parameters {sorted(unknown)}")
+        problems = []
+        for name, p in self.space.items():
+            if p.type != "categorical" and p.low > p.high:
+                problems.append(f"space.{name}: low {p.low} > high {p.high}")
+            values = p.choices if p.type == "categorical" else [p.low, p.high]
+            problems += [f"space.{name}: {value!r}: {msg}" for value in values for msg in train_field_errors(name, value)]
+        if problems:
+            raise ValueError("; ".join(problems))
         if self.multi_fidelity.enabled:
             if len(self.objectives) > 1:
                 raise ValueError("multi_fidelity: promotion needs one objective (Optuna pruners are single-objective)")

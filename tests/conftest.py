@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import environment
+from harness.runtime import environment
 
 environment.configure()
 

@@ -1,8 +1,8 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, run_cli
+
 from harness.errors import UserError
 from harness.models import resolve_base
 

@@ -6,7 +6,6 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_cli
 
 RULES = """

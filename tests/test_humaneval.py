@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
-from harness import humaneval
-from harness.sandbox import Limits, run_program
+
+from harness.score import humaneval
+from harness.score.sandbox import Limits, run_program
 
 KINDS = ["rlimit-only"] + (["bubblewrap"] if shutil.which("bwrap") else [])
 SECRET = "hf_TOPSECRET_abc123"

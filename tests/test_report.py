@@ -9,10 +9,11 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-
 from conftest import run_cli
-from harness import report
-from harness.sweep import storage_for
+
+from harness import store
+from harness.select.pick import holm, pick
+from harness.store import storage_for
 
 
 def add_candidate(study, root: Path, name: str, params: dict, f1: np.ndarray, objective: float, is_base=False):
@@ -54,17 +55,17 @@ def constructed(tmp_path, monkeypatch):
 
 
 def test_pick_prefers_the_cheaper_candidate_when_the_top_is_not_significantly_better(constructed):
-    data = report.load("picked")
-    best = report.pick(data)
+    data = store.load_study("picked")
+    best = pick(data)
     assert best["candidate"] == "trial-2"  # the cheap one (trial numbers: base 0, top 1, cheap 2, weak 3)
     assert best["params"] == {"lora_r": 8, "n_samples": 256, "learning_rate": 3e-4}
     assert best["runner_up"]["candidate"] == "trial-1" and "Holm" in best["rule"]
     assert "trial-3" not in best["tied_with_top"]
-    assert report.pick(data, "best-mean")["candidate"] == "trial-1"
+    assert pick(data, "best-mean")["candidate"] == "trial-1"
 
 
 def test_holm_adjustment():
-    assert report.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
 
 
 def test_report_files_and_leaderboard_formats(constructed):

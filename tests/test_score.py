@@ -4,13 +4,13 @@ import json
 from pathlib import Path
 
 import pandas as pd
-
 from conftest import REPO, build_tiny_llama, run_cli
-from harness.backends import make_candidate
-from harness.backends.hf import HFBackend
+
 from harness.models import resolve_base
-from harness.score import evaluate
-from harness.suites import load_suite
+from harness.score.backends import make_candidate
+from harness.score.backends.hf import HFBackend
+from harness.score.evaluate import evaluate
+from harness.score.suites import load_suite
 
 EXTRACTION = REPO / "suites/extraction/suite.yaml"
 
@@ -79,8 +79,8 @@ def test_item_choices_agree_with_lm_evals_own_hf_model(tiny_model, tiny_adapters
     from lm_eval.models.huggingface import HFLM
     from peft import PeftModel
 
-    from harness.lmeval_tasks import build_task
     from harness.models import load_causal_lm, load_tokenizer
+    from harness.score.lmeval import build_task
 
     base = resolve_base(str(tiny_model))
     for fmt in ("mmlu", "mmlu_letter"):

@@ -7,14 +7,14 @@ import urllib.request
 import psutil
 import pytest
 
-from harness import serve
-from harness.backends import (
+from harness.models import resolve_base
+from harness.score.backends import (
     GenerateRequest,
     LoglikelihoodRequest,
     create,
     make_candidate,
+    serve,
 )
-from harness.models import resolve_base
 
 pytest.importorskip("vllm")
 

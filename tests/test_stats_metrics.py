@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from harness.metrics import json_exact_match, json_field_f1, rouge_l
+from harness.score.metrics import json_exact_match, json_field_f1, rouge_l
 from harness.stats import mean_ci, paired_difference
 
 

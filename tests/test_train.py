@@ -8,13 +8,14 @@ import time
 
 import pytest
 import torch
-
 from conftest import REPO, build_tiny_llama, run_cli
+
 from harness.config import TrainConfig
-from harness.data import training_split
 from harness.errors import UserError
 from harness.models import load_causal_lm, load_tokenizer, resolve_base
-from harness.train import TRAIN_RECORD, TrainingFailed, make_trainer, train
+from harness.train import TRAIN_RECORD, TrainingFailed, train
+from harness.train.adapter import make_trainer
+from harness.train.data import training_split
 
 DATA = REPO / "suites" / "extraction" / "train.jsonl"
 

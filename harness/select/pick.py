@@ -1,0 +1,63 @@
+"""The pick: which candidate should ship, and why.
+
+The best objective, except that among the candidates whose paired difference from the top is not
+significant on any weighted suite (sign-flip permutation test, Holm-corrected, alpha 0.05) the
+cheapest to train and serve wins: fewest training samples, then smallest rank (`--pick best-mean`
+turns this off). The rule and the runner-up are written into best.json and the report itself.
+"""
+
+from __future__ import annotations
+
+from harness.stats import mean_ci, paired_difference
+from harness.store import StudyData
+
+
+def pick(data: StudyData, rule: str = "cheapest-tied", alpha: float = 0.05) -> dict:
+    """The candidate to ship and why; see the module docstring for the rule."""
+    direction = (data.meta.get("directions") or ["maximize"])[0]
+    ranked = data.trials.sort_values("objective", ascending=direction == "minimize").reset_index(drop=True)
+    top = ranked.iloc[0]
+    weights = {s: w for s, w in data.meta.get("weights", {}).items() if w}
+    values = data.headline_values()
+    chosen, tied, tests = top, [top.candidate], []
+    if rule == "cheapest-tied" and len(ranked) > 1:
+        for cand in ranked.candidate[1:]:
+            for suite in weights:
+                if (cand, suite) in values and (top.candidate, suite) in values:
+                    d = paired_difference(values[(top.candidate, suite)], values[(cand, suite)])
+                    sign = 1 if direction == "maximize" else -1
+                    tests.append({"candidate": cand, "suite": suite, "diff": d["diff"], "p": d["p_value"] if sign * d["diff"] > 0 else 1.0})
+        adjusted = holm([t["p"] for t in tests])
+        for t, p in zip(tests, adjusted, strict=True):
+            t["p_holm"] = p
+        worse = {t["candidate"] for t in tests if t["p_holm"] < alpha}
+        tied += [c for c in ranked.candidate[1:] if c not in worse and any(t["candidate"] == c for t in tests)]
+        pool = ranked[ranked.candidate.isin(tied)]
+        cost_cols = [c for c in ("n_samples", "lora_r") if c in pool]
+        pool = pool.assign(_base_last=pool.is_base.astype(int))  # the base costs nothing but is not a fine-tune
+        chosen = pool.sort_values(["_base_last", *cost_cols, "objective"], ascending=[True] * (1 + len(cost_cols)) + [direction == "minimize"]).iloc[0]
+    runner_up = top if chosen.candidate != top.candidate else (ranked.iloc[1] if len(ranked) > 1 else None)
+    scores = {s: mean_ci(values[(chosen.candidate, s)]) for (c, s) in values if c == chosen.candidate}
+    return {
+        "study": data.name,
+        "candidate": chosen.candidate,
+        "adapter": chosen.adapter,
+        "params": chosen["_params"],
+        "objective": float(chosen.objective),
+        "scores": scores,
+        "rule": ("best objective" if rule == "best-mean" else
+                 f"cheapest (fewest n_samples, then smallest lora_r) among candidates not significantly worse than the top "
+                 f"on any weighted suite (paired sign-flip test, Holm-corrected, alpha={alpha})"),
+        "tied_with_top": tied,
+        "runner_up": None if runner_up is None else {"candidate": runner_up.candidate, "objective": float(runner_up.objective)},
+    }
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone)."""
+    order = sorted(range(len(pvalues)), key=pvalues.__getitem__)
+    adjusted, running = [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted

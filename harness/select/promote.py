@@ -1,0 +1,65 @@
+"""`harness gate --promote`: make a candidate that passed the gate the champion.
+
+Two records, written only after every rule passed: the MLflow model registry (a model version with
+the adapter and its results as artifacts, alias `champion` moved to it) and
+`reports/<name>/champion.json`, which the next `harness gate` on the same study uses as its default
+baseline. The champion's items are copied beside it (`champion-results/`): an eval directory is
+overwritten by the next eval, and the baseline must not move with it. The previous champion is kept in
+the new file as `previous`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from harness import store
+from harness.runtime.files import publish_dir, write_json
+
+
+def _snapshot(name: str, candidate: str, results_dir: Path) -> Path:
+    """Copy the champion's items and scores.json to reports/<name>/champion-results/ (replaced whole)."""
+    final = store.champion_results_dir(name)
+    with publish_dir(final, replace=True) as tmp:
+        items = pd.read_parquet(Path(results_dir) / store.ITEMS)
+        items[items.candidate == candidate].to_parquet(tmp / store.ITEMS, index=False)
+        shutil.copy(Path(results_dir) / store.SCORES, tmp / store.SCORES)
+    return final
+
+
+def promote(name: str, candidate: str, adapter: str | None, results_dir: Path, scores: dict) -> dict:
+    """Register `candidate` as model `name` version N with alias champion; returns champion.json's content."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri = store.mlflow_uri()
+    client = MlflowClient(uri, registry_uri=uri)
+    exp = client.get_experiment_by_name("harness-gate")
+    exp_id = exp.experiment_id if exp else client.create_experiment("harness-gate", artifact_location=store.mlflow_artifacts("harness-gate"))
+    run = client.create_run(exp_id, run_name=f"promote {name}/{candidate}", tags={"harness.role": "promotion", "harness.candidate": candidate})
+    run_id = run.info.run_id
+    for key, value in scores.items():
+        client.log_metric(run_id, key, value)
+    if adapter:
+        client.log_artifacts(run_id, adapter, artifact_path="adapter")
+    client.log_artifacts(run_id, str(results_dir), artifact_path="results")
+    client.set_terminated(run_id)
+    try:
+        client.create_registered_model(name)
+    except MlflowException as err:
+        if "RESOURCE_ALREADY_EXISTS" not in str(err.error_code):
+            raise
+    source = f"{run.info.artifact_uri}/{'adapter' if adapter else 'results'}"
+    version = client.create_model_version(name, source, run_id=run_id, tags={"harness.candidate": candidate})
+    client.set_registered_model_alias(name, "champion", version.version)
+    record = {"name": name, "candidate": candidate, "adapter": adapter, "results": str(_snapshot(name, candidate, results_dir).resolve()),
+              "scores": scores, "mlflow": {"tracking_uri_kind": uri.split(":", 1)[0],
+                                           "model": name, "version": int(version.version), "alias": "champion"},
+              "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "previous": store.current_champion(name)}
+    if record["previous"]:
+        record["previous"].pop("previous", None)  # one level of history, not a chain
+    write_json(store.champion_file(name), record)
+    return record

@@ -1,0 +1,316 @@
+"""Everything the harness keeps on disk: where it lives, what each file holds, and how it is read back.
+
+This is the only module that knows paths and file formats; every stage asks it. Relative to the
+working directory:
+
+    runs/eval/                       default output of `harness eval`
+    runs/<study>/journal.log         the Optuna study (default storage; sqlite/postgresql URLs instead)
+    runs/<study>/base/               trial 0 (the base model): items.parquet, scores.json
+    runs/<study>/trial-<n>/          adapter files, train.json, items.parquet, scores.json, heartbeat
+    runs/<study>/trial-<n>/n<rows>/  multi-fidelity: one such folder per rung climbed
+    runs/<study>/worker-<i>.log      extra local workers' output (`--workers N`)
+    runs/<study>/neptune/            neptune-scale offline run files
+    runs/mlflow.db, runs/mlartifacts/<experiment>/   MLflow (unless MLFLOW_TRACKING_URI is set)
+    reports/<name>/                  index.html, leaderboard.md/.csv, results.parquet, best.json,
+                                     champion.json and champion-results/ (after `gate --promote`)
+
+An output directory of scores holds `items.parquet` (one row per candidate x suite x item: the
+source of truth) and `scores.json` (what was scored, with means and CIs derived from the items).
+Optuna trial user attributes are named by `TrialAttr`; the sweep writes them and readers read them
+through the same names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from harness.errors import UserError
+from harness.runtime.files import atomic_path, write_json
+from harness.stats import metric_frame
+
+log = logging.getLogger(__name__)
+
+RUNS = Path("runs")
+REPORTS = Path("reports")
+EVAL_DIR = RUNS / "eval"
+ITEMS = "items.parquet"
+SCORES = "scores.json"
+ITEM_KEY = ["candidate_hash", "suite", "suite_version", "item_id"]
+CHAMPION = "champion.json"
+BEST = "best.json"
+
+
+# ---------------------------------------------------------------- items and scores of one output directory
+
+
+def read_items(out_dir: Path) -> pd.DataFrame:
+    path = Path(out_dir) / ITEMS
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=ITEM_KEY)
+
+
+def merge_items(out_dir: Path, new: pd.DataFrame) -> pd.DataFrame:
+    """Add rows to out_dir/items.parquet atomically; a re-scored item replaces its old row."""
+    old = read_items(out_dir) if (Path(out_dir) / ITEMS).exists() else None
+    merged = new if old is None else pd.concat([old, new], ignore_index=True).drop_duplicates(ITEM_KEY, keep="last")
+    with atomic_path(Path(out_dir) / ITEMS) as tmp:
+        merged.to_parquet(tmp, index=False)
+    return merged
+
+
+def write_scores(out_dir: Path, doc: dict) -> Path:
+    return write_json(Path(out_dir) / SCORES, doc)
+
+
+def read_scores(out_dir: Path) -> dict:
+    return json.loads((Path(out_dir) / SCORES).read_text())
+
+
+# ---------------------------------------------------------------- studies
+
+
+def study_dir(study: str) -> Path:
+    return RUNS / study
+
+
+def trial_dir(study: str, number: int) -> Path:
+    return study_dir(study) / f"trial-{number}"
+
+
+def rung_dir(study: str, number: int, n_samples: int) -> Path:
+    return trial_dir(study, number) / f"n{n_samples}"
+
+
+def base_dir(study: str) -> Path:
+    return study_dir(study) / "base"
+
+
+def heartbeat_file(study: str, number: int) -> Path:
+    return trial_dir(study, number) / "heartbeat"
+
+
+def base_lock_file(study: str) -> Path:
+    return study_dir(study) / ".base.lock"
+
+
+def worker_log(study: str, index: int) -> Path:
+    return study_dir(study) / f"worker-{index}.log"
+
+
+def neptune_dir(study: str) -> Path:
+    return study_dir(study) / "neptune"
+
+
+def journal_file(study: str) -> Path:
+    return study_dir(study) / "journal.log"
+
+
+RDB_SCHEMES = ("sqlite:", "postgresql:", "postgresql+psycopg2:", "mysql:")
+
+
+def storage_for(study: str, url: str | None = None):
+    """A study's Optuna storage: the URL given, else its journal file under runs/<study>/."""
+    if url is None:
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = journal_file(study)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith(RDB_SCHEMES):
+        # Workers racing on an empty schema can collide while Optuna creates and stamps its tables;
+        # the loser retries and finds them made.
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            except Exception as err:  # noqa: BLE001 - sqlalchemy/alembic integrity and operational errors
+                if attempt == 4:
+                    raise
+                log.info("storage schema creation raced (%s); retrying", type(err).__name__)
+                time.sleep(0.5 + attempt)
+    raise UserError(f"--storage {url}: expected sqlite:///..., postgresql://... (or nothing: a journal file under runs/)")
+
+
+class TrialAttr:
+    """Names of the Optuna trial user attributes the sweep writes and the readers read."""
+
+    CANDIDATE = "candidate"  # "base" on trial 0 (the base model); absent on adapter trials
+    DIR = "dir"  # the folder holding the trial's items.parquet and scores.json
+    ADAPTER = "adapter"  # the adapter folder
+    N_SAMPLES = "n_samples"  # multi-fidelity: the rung reached (not a sampled param there)
+    RUNGS = "rungs"  # multi-fidelity: [{n_samples, objective, train_s, tokens_seen, dir}] climbed
+    TRAIN_S = "train_s"
+    TOKENS_SEEN = "tokens_seen"
+    SCORE_S = "score_s"
+    SCORES = "scores"  # summary rows (candidate, suite, metric, value, CI)
+    STAGES = "stages"  # seconds per stage of the trial
+    WORKER = "worker"  # host:pid of the worker that ran it
+    FAIL_REASON = "fail_reason"
+    RETRY_OF = "retry_of"  # the number of the dead worker's trial this one retries
+    SURPLUS = "surplus"  # asked by a worker after the budget was used up; not a trial of the study
+
+
+OBJECTIVE_META = "objective"  # study user attribute: weights, headline metric per suite, directions
+
+
+def is_base_trial(t: optuna.trial.FrozenTrial) -> bool:
+    return t.user_attrs.get(TrialAttr.CANDIDATE) == "base"
+
+
+def candidate_name(t: optuna.trial.FrozenTrial) -> str:
+    return "base" if is_base_trial(t) else f"trial-{t.number}"
+
+
+def params_of(t: optuna.trial.FrozenTrial) -> dict:
+    """The trial's params; under multi_fidelity n_samples is the rung it reached, not a sampled param."""
+    if "n_samples" in t.params or TrialAttr.N_SAMPLES not in t.user_attrs:
+        return dict(t.params)
+    return {**t.params, "n_samples": t.user_attrs[TrialAttr.N_SAMPLES]}
+
+
+def rungs_of(t: optuna.trial.FrozenTrial) -> str:
+    """Multi-fidelity: the n_samples rungs a trial climbed ("32→96"); each arrow is a promotion."""
+    return "→".join(str(r["n_samples"]) for r in t.user_attrs.get(TrialAttr.RUNGS, []))
+
+
+S = optuna.trial.TrialState
+
+
+@dataclass
+class StudyData:
+    """A study as the report, leaderboard and gate read it: trials, their items, the objective."""
+
+    name: str
+    study: optuna.Study
+    meta: dict  # weights, headline, directions (written by the sweep)
+    trials: pd.DataFrame  # one row per candidate (base + complete trials)
+    failed: pd.DataFrame  # failed / pruned trials with their reasons
+    items: pd.DataFrame  # every candidate's items
+    params: list[str]  # the searched parameters
+    _headline: dict | None = field(default=None, repr=False)
+
+    def headline_values(self) -> dict[tuple[str, str], pd.Series]:
+        """(candidate, suite) -> per-item values of the suite's headline metric, indexed by item id."""
+        if self._headline is None:
+            long = metric_frame(self.items)
+            headline = self.meta.get("headline", {})
+            self._headline = {}
+            for (cand, suite), group in long.groupby(["candidate", "suite"]):
+                metric = headline.get(suite) or group["metric"].iloc[0]
+                self._headline[(cand, suite)] = group[group.metric == metric].set_index("item_id")["value"].astype(float)
+        return self._headline
+
+
+def load_study(study_name: str, storage: str | None = None) -> StudyData:
+    if storage is None and not journal_file(study_name).is_file():
+        raise UserError(f"study {study_name}: no {journal_file(study_name)} here (give --storage for sqlite/postgresql)")
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage_for(study_name, storage))
+    except KeyError:
+        raise UserError(f"study {study_name}: not found in {storage or 'its journal file'}") from None
+    meta = study.user_attrs.get(OBJECTIVE_META, {})
+    rows, failed, frames = [], [], []
+    A = TrialAttr
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(A.SURPLUS):
+            continue
+        name, params = candidate_name(t), params_of(t)
+        if t.state != S.COMPLETE:
+            if t.state in (S.FAIL, S.PRUNED):
+                failed.append({"candidate": name, "state": t.state.name, **params, "rungs": rungs_of(t),
+                               "reason": t.user_attrs.get(A.FAIL_REASON, "")})
+            continue
+        items_path = Path(t.user_attrs.get(A.DIR, "")) / ITEMS
+        if items_path.is_file():
+            frames.append(pd.read_parquet(items_path))
+        rows.append({"candidate": name, "number": t.number, "is_base": name == "base", **params, "_params": params, "rungs": rungs_of(t),
+                     **{f"objective{i or ''}": v for i, v in enumerate(t.values)},
+                     "train_s": t.user_attrs.get(A.TRAIN_S, 0.0), "tokens_seen": t.user_attrs.get(A.TOKENS_SEEN, 0),
+                     "score_s": t.user_attrs.get(A.SCORE_S), "adapter": t.user_attrs.get(A.ADAPTER), "dir": t.user_attrs.get(A.DIR),
+                     "start": t.datetime_start, "complete": t.datetime_complete})
+    if not rows:
+        raise UserError(f"study {study_name}: no complete trials yet")
+    items = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["candidate", "suite", "item_id", "metrics"])
+    params = list(dict.fromkeys(k for t in study.get_trials(deepcopy=False) for k in params_of(t)))
+    trials, failed = pd.DataFrame(rows), pd.DataFrame(failed)
+    if not trials.rungs.astype(bool).any():  # not a multi-fidelity study
+        trials = trials.drop(columns="rungs")
+        failed = failed.drop(columns="rungs", errors="ignore")
+    return StudyData(study_name, study, meta, trials, failed, items, params)
+
+
+# ---------------------------------------------------------------- results to gate
+
+
+@dataclass
+class Results:
+    """The items to gate: one eval output directory, or every complete candidate of a sweep study."""
+
+    name: str  # the eval directory's or the study's name: the champion is kept per name
+    path: Path
+    items: pd.DataFrame
+    failures: list[dict]
+    adapters: dict[str, str | None]  # candidate -> adapter path
+    dirs: dict[str, Path]  # candidate -> the directory holding its items (what a champion points back to)
+    storage: str | None = None  # a study's storage URL
+
+    @classmethod
+    def load(cls, path: Path) -> Results:
+        if not (path / ITEMS).is_file() or not (path / SCORES).is_file():
+            raise UserError(f"--results {path}: no {ITEMS} and {SCORES} here (the output of harness eval)")
+        scores = read_scores(path)
+        items = pd.read_parquet(path / ITEMS)
+        adapters = {c["name"]: c.get("adapter") for c in scores.get("candidates", [])}
+        names = dict.fromkeys(items["candidate"])
+        return cls(path.resolve().name, path, items, scores.get("failures", []),
+                   {n: adapters.get(n) for n in names}, {n: path for n in names})
+
+    @classmethod
+    def from_study(cls, data: StudyData, storage: str | None) -> Results:
+        rows = list(data.trials.itertuples())
+        return cls(data.name, study_dir(data.name), data.items, [], {r.candidate: r.adapter for r in rows},
+                   {r.candidate: Path(r.dir) for r in rows if r.dir}, storage)
+
+    def candidates(self) -> list[str]:
+        return list(dict.fromkeys(self.items["candidate"]))
+
+
+# ---------------------------------------------------------------- reports, champion, MLflow
+
+
+def report_dir(name: str) -> Path:
+    return REPORTS / name
+
+
+def best_file(study: str) -> Path:
+    return report_dir(study) / BEST
+
+
+def champion_file(name: str) -> Path:
+    return report_dir(name) / CHAMPION
+
+
+def champion_results_dir(name: str) -> Path:
+    """The champion's own copy of its items: an eval directory is overwritten by the next eval."""
+    return report_dir(name) / "champion-results"
+
+
+def current_champion(name: str) -> dict | None:
+    path = champion_file(name)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def mlflow_uri() -> str:
+    """MLFLOW_TRACKING_URI, else the embedded SQLite store runs/mlflow.db."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(RUNS / 'mlflow.db').resolve()}"
+
+
+def mlflow_artifacts(experiment: str) -> str:
+    """Artifact location of an MLflow experiment we create (else artifacts land in ./mlruns)."""
+    return (RUNS / "mlartifacts" / experiment).resolve().as_uri()

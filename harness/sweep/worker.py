@@ -1,0 +1,262 @@
+"""One sweep worker: Optuna over the LoRA training space with ONE scoring engine for the whole sweep.
+
+A `SweepWorker` holds the study, the engine, the trackers and the live progress; `run()` reads top
+to bottom: recover dead workers' trials, check backend parity (vllm), score the base model once
+(trial 0, the reference every candidate is compared with), then ask / train / score / tell until
+the budget is used. Workers share the study through its storage; start the same sweep again in
+another shell or on another machine to add one. Files go where `harness.store` says.
+
+Multi-fidelity (`multi_fidelity.enabled`): n_samples is not sampled but climbed. A trial trains and
+scores its config on rung 0 (min_samples), reports the objective to Optuna at step=n_samples, and asks
+the pruner (successive halving by default: promoted if in the top 1/eta of the trials that reached this
+rung so far, asynchronously) whether to retrain on eta times more rows. Each rung trains from scratch
+on the first n rows of the same fixed permutation; a pruned trial keeps its last rung's scores and is
+recorded PRUNED with the rung it stopped at.
+
+Faults: see `heartbeat.py`. A failed trial (NaN loss, engine error) is recorded with its reason and
+the sweep goes on; bad input (UserError) and Ctrl-C stop it, with the running trial marked failed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import math
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import optuna
+
+from harness import store
+from harness.config import SweepConfig, TrainConfig
+from harness.errors import UserError
+from harness.models import resolve_base
+from harness.store import TrialAttr as A
+from harness.sweep.heartbeat import Heartbeat, recover_stale
+from harness.sweep.progress import SweepProgress
+from harness.sweep.space import (
+    distributions,
+    grid_done,
+    grid_space,
+    make_pruner,
+    make_sampler,
+    max_lora_rank,
+    objectives,
+)
+from harness.sweep.trackers import make_trackers
+
+log = logging.getLogger(__name__)
+S = optuna.trial.TrialState
+
+
+class SweepWorker:
+    def __init__(self, cfg: SweepConfig, storage: str | None = None, backend: str | None = None,
+                 trackers: list[str] | None = None, console=None):
+        from harness.score.suites import load_suite
+
+        self.cfg, self.console = cfg, console
+        self.backend_kind = backend or cfg.backend
+        self.tracker_names = trackers or cfg.trackers
+        self.base = resolve_base(cfg.base)
+        self.suites = {s.suite: load_suite(s.suite, s.limit, scope="sweep") for s in cfg.suites}
+        directions, self.objective_fn, meta = objectives(cfg, self.suites)
+        store.study_dir(cfg.study).mkdir(parents=True, exist_ok=True)
+        self.study = _create_study(cfg, store.storage_for(cfg.study, storage or cfg.storage), directions)
+        if store.OBJECTIVE_META not in self.study.user_attrs:  # what a report needs to read this study on its own
+            self.study.set_user_attr(store.OBJECTIVE_META, meta)
+        self.engine = self.trackers = self.progress = None
+
+    # ------------------------------------------------------------ the recipe
+    def run(self, n_trials: int | None = None, timeout_s: float | None = None) -> optuna.Study:
+        from harness.score.backends import create, make_candidate
+
+        cfg = self.cfg
+        n_trials = n_trials or cfg.budget.n_trials
+        timeout_s = timeout_s or cfg.budget.timeout_s
+        if recovered := recover_stale(self.study):
+            log.warning("%d trial(s) of a dead worker marked failed and queued again", recovered)
+        if self.backend_kind == "vllm":
+            self._check_parity()
+        options = {"max_lora_rank": max_lora_rank(cfg)} if self.backend_kind == "vllm" else {}
+        self.engine = create(self.backend_kind, self.base, [make_candidate("base", self.base)], **options)
+        self.trackers = make_trackers(self.tracker_names, cfg.study)
+        dists = distributions(cfg)
+        grid = grid_space(cfg) if cfg.sampler.name == "grid" else None
+        started = time.time()
+        try:
+            with SweepProgress(self.console, n_trials, len(self._counted())) as self.progress:
+                self._ensure_base_trial()
+                while len(self._counted()) < n_trials and (timeout_s is None or time.time() - started < timeout_s):
+                    if grid and grid_done(self.study, grid):
+                        self.progress.say(f"the grid is done: all {math.prod(map(len, grid.values()))} configurations tried")
+                        break
+                    trial = self.study.ask(dists)
+                    mine = [t for t in self._counted() if t.number <= trial.number]
+                    if len(mine) > n_trials:  # another worker took the last slot between our count and ask
+                        trial.set_user_attr(A.SURPLUS, True)
+                        self.study.tell(trial, state=S.FAIL)
+                        break
+                    self._run_trial(trial, n_trials)
+        finally:
+            self.engine.close()
+            self.trackers.finish(self.study)
+        return self.study
+
+    # ------------------------------------------------------------ steps
+    def _check_parity(self) -> None:
+        """Once per sweep: the vllm engine must score like transformers+peft on this base (float32)."""
+        from harness.runtime.environment import harness_home
+        from harness.score.backends import parity
+
+        rows = parity.check(self.base, parity.random_adapters(self.base, harness_home() / "parity" / self.base.identity[:20]))
+        bad = [r for r in rows if not r["ok"]]
+        if bad:
+            raise UserError(f"vllm and hf disagree on {len(bad)}/{len(rows)} parity checks for {self.base.spec} "
+                            "(see harness doctor --parity); use --backend hf")
+        log.info("parity hf vs vllm: %d/%d checks agree", len(rows), len(rows))
+
+    def _ensure_base_trial(self) -> None:
+        from harness.score.backends import make_candidate
+
+        if any(store.is_base_trial(t) for t in self.study.get_trials(deepcopy=False)):
+            return
+        with open(store.base_lock_file(self.cfg.study), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # local workers: one scores the base, the others wait
+            if any(store.is_base_trial(t) for t in self.study.get_trials(deepcopy=False)):
+                return
+            self.progress.say("trial 0: scoring the base model (the reference)")
+            where = store.base_dir(self.cfg.study)
+            values, summary, seconds = self._score(make_candidate("base", self.base), where)
+            attrs = {A.CANDIDATE: "base", A.DIR: str(where), A.SCORE_S: seconds, A.SCORES: summary.to_dict(orient="records")}
+            self.study.add_trial(optuna.trial.create_trial(params={}, distributions={}, values=values, user_attrs=attrs))
+            self.trackers.log_trial("base", {}, summary, values, attrs)
+
+    def _run_trial(self, trial: optuna.Trial, n_trials: int) -> None:
+        """Train, score and tell one trial; a failure is recorded with its reason, never raised (but Ctrl-C and bad input)."""
+        cfg, study, say = self.cfg, self.study, self.progress.say
+        trial.set_user_attr(A.WORKER, f"{socket.gethostname()}:{os.getpid()}")
+        params = dict(trial.params)
+        beat = Heartbeat(store.heartbeat_file(cfg.study, trial.number))
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        multi = cfg.multi_fidelity.enabled
+        rungs = cfg.rungs() if multi else [params["n_samples"]]
+        climbed = []
+        try:
+            for i, n_samples in enumerate(rungs):
+                where = store.rung_dir(cfg.study, trial.number, n_samples) if multi else store.trial_dir(cfg.study, trial.number)
+                step = f" rung {i + 1}/{len(rungs)} n_samples={n_samples}" if multi else ""
+                say(f"trial {trial.number} ({len(self._counted())}/{n_trials}){step}: training ({shown})")
+                values, summary, attrs = self._train_and_score(trial, {**params, "n_samples": n_samples}, where)
+                curve = attrs.pop("loss_curve")
+                climbed.append({"n_samples": n_samples, "objective": values[0], A.TRAIN_S: attrs[A.TRAIN_S],
+                                A.TOKENS_SEEN: attrs[A.TOKENS_SEEN], A.DIR: str(where)})
+                # The trial's training cost is every rung it climbed.
+                attrs.update({A.N_SAMPLES: n_samples, A.TRAIN_S: sum(r[A.TRAIN_S] for r in climbed),
+                              A.TOKENS_SEEN: sum(r[A.TOKENS_SEEN] for r in climbed)})
+                if multi:
+                    attrs[A.RUNGS] = climbed
+                for key, value in attrs.items():
+                    trial.set_user_attr(key, value)
+                if i < len(rungs) - 1:
+                    trial.report(values[0], step=n_samples)
+                    if trial.should_prune():
+                        reason = f"pruned at n_samples={n_samples}: objective {values[0]:.4f} not promoted by {type(study.pruner).__name__}"
+                        trial.set_user_attr(A.FAIL_REASON, reason)
+                        study.tell(trial, state=S.PRUNED)
+                        self.trackers.log_failure(f"trial-{trial.number}", {**params, "n_samples": n_samples}, reason)
+                        say(f"trial {trial.number}: {reason}")
+                        self._show_best()
+                        return
+            t0 = time.perf_counter()
+            self.trackers.log_trial(f"trial-{trial.number}", {**params, "n_samples": rungs[-1]}, summary, values, {**attrs, "loss_curve": curve})
+            trial.set_user_attr(A.STAGES, {**attrs[A.STAGES], "tracking": round(time.perf_counter() - t0, 3)})
+            study.tell(trial, values)
+            say(f"trial {trial.number}: objective {', '.join(f'{v:.4f}' for v in values)}")
+            self._show_best()
+        except KeyboardInterrupt:
+            trial.set_user_attr(A.FAIL_REASON, "interrupted (Ctrl-C)")
+            study.tell(trial, state=S.FAIL)
+            raise
+        except UserError:
+            study.tell(trial, state=S.FAIL)
+            raise
+        except Exception as err:  # noqa: BLE001 - one failed trial (NaN loss, engine error) does not stop the sweep
+            from harness.train import TrainingFailed
+
+            reason = err.reason if isinstance(err, TrainingFailed) else f"{type(err).__name__}: {err}"
+            log.error("trial %d failed: %s", trial.number, reason)
+            trial.set_user_attr(A.FAIL_REASON, reason[:500])
+            study.tell(trial, state=S.FAIL)
+            self.trackers.log_failure(f"trial-{trial.number}", params, reason)
+        finally:
+            beat.stop()
+
+    def _train_and_score(self, trial: optuna.Trial, params: dict, where: Path):
+        """One adapter on `params`, scored on every suite into `where`; returns values, summary, trial attrs."""
+        from harness.score.backends import make_candidate
+        from harness.train import train
+
+        tcfg = TrainConfig(**{**self.cfg.train.model_dump(), **params, "seed": self.cfg.seed + trial.number})
+        adapter = where / "adapter"
+        if adapter.exists():  # a complete adapter from an attempt that died while scoring
+            shutil.rmtree(adapter)
+        record = train(self.base, tcfg, adapter)
+        self.progress.say(f"trial {trial.number}: scoring {', '.join(s.name for s in self.suites.values())}")
+        cand = make_candidate(f"trial-{trial.number}", self.base, adapter)
+        t0 = time.perf_counter()
+        self.engine.add_candidates([cand])  # hf: loads the adapter now; vllm: on its first request (inside scoring)
+        adapter_s = round(time.perf_counter() - t0, 3)
+        values, summary, seconds = self._score(cand, where)
+        suite_s = store.read_scores(where).get("seconds", {})
+        # W2 (bench/trial_anatomy.py): where a trial's time goes.
+        stages = {"model load": record["load_s"], "training": record["train_s"], "held-out loss": record["heldout_eval_s"],
+                  "adapter load": adapter_s, **{f"scoring {name}": s for name, s in suite_s.items()},
+                  "scoring overhead (items, CIs)": round(max(seconds - sum(suite_s.values()), 0.0), 3)}
+        attrs = {A.DIR: str(where), A.ADAPTER: str(adapter), A.TRAIN_S: record["train_s"], A.TOKENS_SEEN: record["tokens_seen"],
+                 A.SCORE_S: seconds, A.SCORES: summary.to_dict(orient="records"), "loss_curve": record["loss_curve"], A.STAGES: stages}
+        return values, summary, attrs
+
+    def _score(self, cand, out_dir: Path):
+        from harness.score.evaluate import evaluate
+
+        t0 = time.perf_counter()
+        _, summary, failures = evaluate(self.base, [cand], list(self.suites.values()), out_dir=out_dir, backend=self.engine,
+                                        live=self.progress.bar)
+        if failures:
+            raise RuntimeError("; ".join(f"suite {f.suite} failed: {f.reason}" for f in failures))
+        means = {(r.suite, r.metric): r.value for r in summary.itertuples()}
+        return self.objective_fn(means), summary, time.perf_counter() - t0
+
+    # ------------------------------------------------------------ study state
+    def _counted(self) -> list[optuna.trial.FrozenTrial]:
+        """Trials that use the budget: not the base, not a dead worker's (retried), not a surplus ask."""
+        return [t for t in self.study.get_trials(deepcopy=False)
+                if not store.is_base_trial(t) and not t.user_attrs.get(A.SURPLUS)
+                and not (t.state == S.FAIL and "retried" in t.user_attrs.get(A.FAIL_REASON, ""))
+                and t.state in (S.COMPLETE, S.RUNNING, S.FAIL, S.PRUNED)]
+
+    def _show_best(self) -> None:
+        """Update the live line: trials finished, and the best so far (single objective) with its params."""
+        finished = len([t for t in self._counted() if t.state != S.RUNNING])
+        if len(self.study.directions) > 1:
+            self.progress.trial_done(finished, None, None, None)
+            return
+        best = max(self.study.best_trials, key=lambda t: t.values[0])
+        self.progress.trial_done(finished, best.number, best.values[0], store.params_of(best))
+
+
+def _create_study(cfg: SweepConfig, storage, directions) -> optuna.Study:
+    """Create-or-load, retried: workers racing on an empty SQLite/PostgreSQL schema can collide once."""
+    for attempt in range(5):
+        try:
+            return optuna.create_study(study_name=cfg.study, storage=storage, sampler=make_sampler(cfg), pruner=make_pruner(cfg),
+                                       directions=directions, load_if_exists=True)
+        except Exception as err:  # noqa: BLE001 - integrity/operational errors of the race
+            if attempt == 4:
+                raise
+            log.info("study creation raced (%s); retrying", type(err).__name__)
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")

@@ -1,0 +1,57 @@
+"""Local workers: `harness sweep FILE --workers N` runs this process and N-1 more of the same sweep.
+
+An extra worker is exactly the command a user would start in another shell: the same sweep file
+and options, less `--workers`. Its output goes to runs/<study>/worker-<i>.log. The study's storage
+is what they share; each worker keeps its own engine.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import store
+
+
+@dataclass
+class SweepOptions:
+    """The command-line options of `harness sweep` that every worker of one sweep shares."""
+
+    n_trials: int | None = None
+    timeout: float | None = None
+    study: str | None = None
+    storage: str | None = None
+    backend: str | None = None
+    trackers: tuple[str, ...] = ()
+
+    def argv(self, file: Path) -> list[str]:
+        args = ["sweep", str(file)]
+        for flag, value in (("--n-trials", self.n_trials), ("--timeout", self.timeout), ("--study", self.study),
+                            ("--storage", self.storage), ("--backend", self.backend)):
+            if value is not None:
+                args += [flag, str(value)]
+        for name in self.trackers:
+            args += ["--tracker", name]
+        return args
+
+
+class ExtraWorkers:
+    """N-1 child processes running the same sweep; `wait()` returns the logs of those that failed."""
+
+    def __init__(self, file: Path, study: str, options: SweepOptions, count: int):
+        self.logs = [store.worker_log(study, i) for i in range(1, count + 1)]
+        self._files, self.procs = [], []
+        for log_path in self.logs:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            out = open(log_path, "w")  # noqa: SIM115 - held until the worker exits
+            self._files.append(out)
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "harness.cli", *options.argv(file)],
+                                               stdout=out, stderr=subprocess.STDOUT))
+
+    def wait(self) -> list[Path]:
+        failed = [log_path for proc, log_path in zip(self.procs, self.logs, strict=True) if proc.wait() != 0]
+        for out in self._files:
+            out.close()
+        return failed

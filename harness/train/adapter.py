@@ -1,0 +1,232 @@
+"""One candidate: a LoRA adapter trained with TRL's SFTTrainer on the first n_samples rows.
+
+`train()` is what both `harness train` and a sweep trial call. The output directory appears only
+when complete (published whole); it holds the peft adapter, loadable by peft and vLLM, and
+train.json with everything needed to reproduce and cost the run. A run that trained but produced
+no usable adapter leaves `<out>.failed.json` with the same record and its reason instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import resource
+import shutil
+import time
+from importlib import metadata
+from pathlib import Path
+
+from harness.config import TrainConfig
+from harness.errors import UserError
+from harness.models import BaseModel, load_causal_lm, load_tokenizer
+from harness.runtime.environment import bf16_supported, device, harness_home
+from harness.runtime.files import publish_dir, write_json
+from harness.runtime.hashing import sha256_file, sha256_json
+from harness.train.data import training_split
+
+TRAIN_RECORD = "train.json"
+log = logging.getLogger(__name__)
+
+
+class TrainingFailed(Exception):
+    """Training ran but produced no usable adapter (NaN/inf loss, out of memory).
+
+    `record` is the train.json record with its failure; `record_path` is where it was written."""
+
+    def __init__(self, reason: str, record: dict, record_path: Path | None = None):
+        self.reason, self.record, self.record_path = reason, record, record_path
+        super().__init__(reason)
+
+
+def failure_record_path(out: Path) -> Path:
+    return out.with_name(out.name + ".failed.json")
+
+
+def resolve_dtype(dtype: str) -> str:
+    if dtype == "auto":
+        return "bfloat16" if bf16_supported() else "float32"
+    if dtype == "bfloat16" and not bf16_supported():
+        raise UserError("--dtype bfloat16: this CPU has no native bf16 (AVX512-BF16/AMX); use float32 or auto")
+    return dtype
+
+
+def _versions() -> dict:
+    return {name: metadata.version(name) for name in ("torch", "transformers", "peft", "trl")}
+
+
+def _peak_memory_mb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _finite_loss_callback(record: dict):
+    from transformers import TrainerCallback
+
+    class FiniteLoss(TrainerCallback):
+        """Keeps the loss curve and stops at the first NaN/inf instead of training on garbage."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                loss = float(logs["loss"])
+                record["loss_curve"].append([state.global_step, loss])
+                if state.global_step % 5 == 0 or state.global_step == state.max_steps:
+                    log.info("step %d/%d loss %.4f", state.global_step, state.max_steps, loss)
+                if not math.isfinite(loss):
+                    record["failure"] = f"loss became {loss} at step {state.global_step}"
+                    control.should_training_stop = True
+
+    return FiniteLoss()
+
+
+def _qlora_config():
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UserError("--qlora: 4-bit QLoRA needs a CUDA GPU (bitsandbytes); this machine has none")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def train(base: BaseModel, cfg: TrainConfig, out: Path) -> dict:
+    """Train one adapter into `out`; return the train.json record. Raises TrainingFailed, UserError."""
+    from peft import prepare_model_for_kbit_training
+
+    out = Path(out)
+    if out.exists():
+        raise UserError(f"--out {out}: already exists; remove it or choose another directory")
+    train_rows, heldout_rows = training_split(cfg.data, cfg.n_samples)
+    dtype = resolve_dtype(cfg.dtype)
+    quantization = _qlora_config() if cfg.qlora else None
+
+    started = time.perf_counter()
+    tokenizer = load_tokenizer(base)
+    model = load_causal_lm(base, "float32", quantization)
+    if quantization is not None:
+        model = prepare_model_for_kbit_training(model)
+    record = {
+        "status": "running",
+        "params": cfg.model_dump(mode="json"),
+        "base": {"spec": base.spec, "identity": base.identity},
+        "data": {"path": str(cfg.data), "sha256": sha256_file(cfg.data), "n_samples": len(train_rows), "heldout_rows": len(heldout_rows)},
+        "dtype": dtype,
+        "device": device(),
+        "loss_curve": [],
+        "versions": _versions(),
+    }
+    try:
+        with publish_dir(out) as tmp:
+            trainer = make_trainer(model, tokenizer, cfg, dtype, train_rows, heldout_rows, tmp / "trainer", record)
+            record["load_s"] = round(time.perf_counter() - started, 3)
+            _fit(trainer, base, cfg, dtype, bool(heldout_rows), record)
+            record["wall_s"] = round(time.perf_counter() - started, 3)
+            record["status"] = "ok"
+            shutil.rmtree(tmp / "trainer", ignore_errors=True)
+            trainer.model.save_pretrained(tmp)  # the adapter's files at the top of `out`
+            write_json(tmp / TRAIN_RECORD, record)
+    except TrainingFailed as failure:
+        failure.record_path = write_json(failure_record_path(out), failure.record)
+        raise
+    return record
+
+
+def _fit(trainer, base: BaseModel, cfg: TrainConfig, dtype: str, heldout: bool, record: dict) -> None:
+    """Train, with the held-out loss before and after; fills `record`. Raises TrainingFailed."""
+    # LoRA's B starts at zero, so the loss before training is the base model's held-out loss.
+    t0 = time.perf_counter()
+    before = _base_heldout_loss(trainer, base, cfg, dtype, record["data"]) if heldout else None
+    eval_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    try:
+        trainer.train()
+    except (RuntimeError, MemoryError) as err:
+        if isinstance(err, MemoryError) or "out of memory" in str(err).lower() or "can't allocate memory" in str(err):
+            record["failure"] = (
+                f"out of memory at batch_size={cfg.batch_size}, max_seq_len={cfg.max_seq_len}: "
+                "lower --batch-size (raise --grad-accum to keep the effective batch) or --max-seq-len"
+            )
+        else:
+            raise
+    train_s = time.perf_counter() - t0
+    tokens = int(trainer.state.num_input_tokens_seen)
+    record.update(
+        train_s=round(train_s, 3),
+        steps=trainer.state.global_step,
+        tokens_seen=tokens,
+        tokens_per_s=round(tokens / train_s, 1) if train_s else None,
+        peak_memory_mb=round(_peak_memory_mb(), 1),
+    )
+    if "failure" in record:
+        record["status"] = "failed"
+        raise TrainingFailed(record["failure"], record)
+    t0 = time.perf_counter()
+    after = trainer.evaluate()["eval_loss"] if heldout else None
+    record["heldout_loss"] = {"base": before, "adapter": after}
+    record["heldout_eval_s"] = round(eval_s + time.perf_counter() - t0, 3)
+
+
+def _base_heldout_loss(trainer, base: BaseModel, cfg: TrainConfig, dtype: str, data: dict) -> float:
+    """The base model's held-out loss: the same for every trial of a sweep, so computed once and kept."""
+    key = sha256_json({"base": base.identity, "data": data["sha256"], "heldout": data["heldout_rows"], "dtype": dtype,
+                       "max_seq_len": cfg.max_seq_len, "batch_size": cfg.batch_size, "qlora": cfg.qlora, "device": device()})
+    path = harness_home() / "heldout-loss" / f"{key[:32]}.json"
+    try:
+        return json.loads(path.read_text())["eval_loss"]
+    except (OSError, ValueError, KeyError):
+        pass
+    loss = trainer.evaluate()["eval_loss"]
+    write_json(path, {"eval_loss": loss})  # concurrent workers never read half a file
+    return loss
+
+
+def make_trainer(model, tokenizer, cfg: TrainConfig, dtype: str, train_rows, heldout_rows, workdir: Path, record: dict):
+    """TRL's SFTTrainer over conversational prompt/completion rows, LoRA on the given base."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(
+        output_dir=str(workdir),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        max_length=cfg.max_seq_len,
+        completion_only_loss=True,  # labels -100 on the prompt: only the answer is learned
+        packing=False,
+        bf16=dtype == "bfloat16",
+        use_cpu=device() == "cpu",
+        seed=cfg.seed,
+        logging_steps=1,
+        logging_nan_inf_filter=False,  # the default would hide a NaN loss behind an average
+        include_num_input_tokens_seen="non_padding",
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(heldout_rows) if heldout_rows else None,
+        processing_class=tokenizer,
+        peft_config=LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.target_modules,
+            task_type="CAUSAL_LM",
+        ),
+        callbacks=[_finite_loss_callback(record)],
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints raw log dicts to stdout; we keep the curve instead
+    return trainer
