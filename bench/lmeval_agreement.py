@@ -55,7 +55,7 @@ def main(limit: int) -> None:
                      f"{ours_s:.0f}", f"{theirs_s:.0f}"])
     write_table("lmeval_agreement", "MMLU per-item agreement: harness (hf backend) vs lm-eval HFLM, SmolLM2-135M fp32",
                 ["suite", "items", "same choice", "harness acc ± stderr", "lm-eval acc ± stderr", "harness s", "lm-eval s"], rows,
-                ["same task object (harness.lmeval_tasks.build_task) for both; no caches"])
+                ["same task object (harness.score.lmeval.build_task) for both; no caches"])
 
 
 if __name__ == "__main__":

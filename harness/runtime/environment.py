@@ -98,6 +98,19 @@ def vllm_cpu_env() -> dict[str, str]:
     return env
 
 
+def needs_vllm_cpu(argv: list[str]) -> bool:
+    """Whether this `harness` command line may run vllm-cpu in-process (and so needs its environment)."""
+    from importlib import metadata
+
+    try:
+        metadata.version("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return False
+    # A sweep's backend may come from its YAML: the preload is harmless for the hf backend.
+    wants = argv[1:2] in (["serve"], ["sweep"]) or (argv[1:2] == ["doctor"] and "--parity" in argv)
+    return wants or any(a == "--backend" and b == "vllm" for a, b in zip(argv, argv[1:])) or "--backend=vllm" in argv
+
+
 def reexec_for_vllm_cpu(argv: list[str]) -> None:
     """LD_PRELOAD only takes effect at process start: restart this command once with it set."""
     env = vllm_cpu_env()

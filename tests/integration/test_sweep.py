@@ -69,6 +69,11 @@ def test_sweep_runs_trials_after_the_base_and_tracks_them(tiny_model, tmp_path, 
         assert abs(run.data.metrics["objective"] - t.values[0]) < 1e-9
         assert "extraction.field_f1.ci_low" in run.data.metrics and "mmlu.acc" in run.data.metrics
         assert client.list_artifacts(run.info.run_id, "adapter")
+    # The study's own run ends with the sweep, carrying the best objective.
+    [parent] = client.search_runs([exp.experiment_id], "tags.`harness.role` = 'study'")
+    assert parent.info.status == "FINISHED"
+    best = max(t.values[0] for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert abs(parent.data.metrics["best_objective"] - best) < 1e-9
 
     runs = read_neptune_offline(tmp_path / "runs/s4/neptune")
     assert set(runs) == {"s4-base"} | {f"s4-trial-{t.number}" for t in done}

