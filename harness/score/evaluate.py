@@ -28,7 +28,9 @@ from harness.score.lmeval import build_task
 from harness.score.suites import Suite
 
 log = logging.getLogger(__name__)
-CHUNK = 256  # requests per backend call: progress, and the cache keeps what was computed
+COMMIT_REQUESTS = 32  # the cache commits at least every this many answers...
+COMMIT_SECONDS = 10.0  # ...or this much backend time, whichever is more (see answer())
+MAX_CHUNK = 512  # requests per backend call at most
 
 
 @dataclass
@@ -59,15 +61,22 @@ def _requests_for(task, candidates: list[Candidate]):
 
 
 def answer(backend: Backend, cache: ResponseCache, requests: list, progress=None) -> list:
-    """Answers in request order: cached ones from the cache, the rest from the backend in chunks."""
+    """Answers in request order: cached ones from the cache, the rest from the backend in chunks.
+
+    Each chunk's answers are committed to the cache as soon as they exist, so a killed evaluation
+    loses at most COMMIT_REQUESTS answers or COMMIT_SECONDS of work, whichever is more: chunks start
+    at COMMIT_REQUESTS and double while a backend call stays under a quarter of COMMIT_SECONDS (big
+    batches keep the engines efficient), halving again when one takes longer than COMMIT_SECONDS."""
     keys = [ResponseCache.key(backend.name, backend.dtype, r) for r in requests]
     known = cache.get_many(keys)
     missing = [i for i, k in enumerate(keys) if k not in known]
     if progress:
         progress(len(requests) - len(missing), len(requests))
-    for start in range(0, len(missing), CHUNK):
-        chunk = missing[start:start + CHUNK]
+    start, size = 0, COMMIT_REQUESTS
+    while start < len(missing):
+        chunk = missing[start:start + size]
         batch = [requests[i] for i in chunk]
+        t0 = time.perf_counter()
         ll = [j for j, r in enumerate(batch) if isinstance(r, LoglikelihoodRequest)]
         gen = [j for j, r in enumerate(batch) if isinstance(r, GenerateRequest)]
         fresh: dict[str, object] = {}
@@ -76,8 +85,14 @@ def answer(backend: Backend, cache: ResponseCache, requests: list, progress=None
                 fresh[keys[chunk[j]]] = list(value)
         cache.put_many(fresh)
         known.update(fresh)
+        start += len(chunk)
+        elapsed = time.perf_counter() - t0
+        if elapsed < COMMIT_SECONDS / 4:
+            size = min(2 * size, MAX_CHUNK)
+        elif elapsed > COMMIT_SECONDS:
+            size = max(COMMIT_REQUESTS, size // 2)
         if progress:
-            progress(len(requests) - len(missing) + start + len(chunk), len(requests))
+            progress(len(requests) - len(missing) + start, len(requests))
     return [known[k] for k in keys]
 
 
@@ -133,26 +148,21 @@ def evaluate(base, candidates: list[Candidate], suites: list[Suite], backend_kin
     """
     import contextlib
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.errors import UserError
     from harness.models import load_tokenizer
     from harness.score.backends import create
     from harness.stats import summarize
 
+    store.prepare_output_dir(out_dir)  # a bad --out fails before any scoring, not after
     own_backend = backend is None
     backend = backend or create(backend_kind, base, candidates, dtype=dtype)
     cache = ResponseCache(enabled=use_cache)
     tokenizer = load_tokenizer(base)
     failures: list[SuiteFailure] = []
     seconds: dict[str, float] = {}  # scoring wall time per suite (all candidates together)
-    merged = None
+    frames = []
     try:
         own = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
         with (contextlib.nullcontext(live) if live is not None else own) as bar:
@@ -177,23 +187,20 @@ def evaluate(base, candidates: list[Candidate], suites: list[Suite], backend_kin
                 if frame is None:
                     continue  # nothing of a failed suite is written as if it were complete
                 seconds[suite.name] = round(frame.attrs["seconds"], 3)
-                merged = store.merge_items(out_dir, frame)
+                store.merge_items(out_dir, frame)
+                frames.append(frame)
                 log.info("%s: %d items x %d candidates in %.1f s", suite.name, len(suite.rows), len(candidates), frame.attrs["seconds"])
     finally:
         if own_backend:
             backend.close()
-    if merged is None:
-        merged = store.read_items(out_dir)
-    current = merged[merged["candidate_hash"].isin([c.hash for c in candidates])
-                     & merged["suite_version"].isin([s.version for s in suites])]
+        # Whatever happened, scores.json describes what items.parquet now holds.
+        store.write_scores(
+            out_dir,
+            [{"name": c.name, "hash": c.hash, "adapter": str(c.adapter) if c.adapter else None} for c in candidates],
+            [{"name": s.name, "version": s.version, "headline": s.headline} for s in suites],
+            [f.__dict__ for f in failures],
+            {"backend": backend.name, "dtype": backend.dtype, "seconds": seconds},
+        )
+    current = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=store.ITEM_COLUMNS)
     summary = summarize(current) if len(current) else pd.DataFrame()
-    store.write_scores(out_dir, {
-        "backend": backend.name,
-        "dtype": backend.dtype,
-        "candidates": [{"name": c.name, "hash": c.hash, "adapter": str(c.adapter) if c.adapter else None} for c in candidates],
-        "suites": [{"name": s.name, "version": s.version, "n_items": len(s.rows), "headline": s.headline} for s in suites],
-        "scores": summary.to_dict(orient="records"),
-        "failures": [f.__dict__ for f in failures],
-        "seconds": seconds,
-    })
     return current, summary, failures

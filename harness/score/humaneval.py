@@ -6,7 +6,6 @@ Timeouts are calibrated per problem against its canonical solution's run time on
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
@@ -18,7 +17,7 @@ from harness.errors import UserError
 from harness.runtime import assets
 from harness.runtime.environment import harness_home
 from harness.runtime.files import read_jsonl, write_json
-from harness.score.sandbox import Limits, Outcome, available_kind, run_program
+from harness.score.sandbox import Limits, Outcome, choose_kind, kill_all, run_program
 
 STOP = ["\nclass ", "\ndef ", "\n#", "\nif __name__", "\nprint("]  # the Codex paper's stop sequences
 CHAT_INSTRUCTION = "Complete the following Python function. Reply with the whole function in one ```python code block.\n\n```python\n{prompt}```"
@@ -28,8 +27,7 @@ CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
 
 
 def humaneval_rows() -> list[dict]:
-    with gzip.open(assets.HUMANEVAL.path(), "rt") as fh:
-        return [{"id": p["task_id"], **p} for p in map(json.loads, fh)]
+    return [{"id": p["task_id"], **p} for p in read_jsonl(assets.HUMANEVAL.path())]
 
 
 def problems() -> dict[str, dict]:
@@ -53,7 +51,18 @@ def program(problem: dict, completion: str, mode: str = "completion") -> str:
     return f"{body}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
 
 
-def calibrated_timeouts(task_ids: list[str], probs: dict[str, dict]) -> dict[str, float]:
+def _run_all(fn, items: list) -> list:
+    """fn over items on every core; an interrupt kills the programs still running instead of waiting for them."""
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        try:
+            return list(pool.map(fn, items))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            kill_all()
+            raise
+
+
+def calibrated_timeouts(task_ids: list[str], probs: dict[str, dict], kind: str) -> dict[str, float]:
     """Per problem: max(floor, factor x the canonical solution's time here), measured once and cached."""
     cache_path = harness_home() / "humaneval-timeouts.json"
     try:
@@ -63,11 +72,10 @@ def calibrated_timeouts(task_ids: list[str], probs: dict[str, dict]) -> dict[str
     missing = [t for t in task_ids if t not in cache]
     if missing:
         limits = Limits(timeout_s=60)
-        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-            outcomes = pool.map(lambda t: run_program(program(probs[t], probs[t]["canonical_solution"]), limits), missing)
-            for task_id, outcome in zip(missing, outcomes, strict=True):
-                if outcome.passed:  # a failed canonical run measures nothing: it keeps the floor
-                    cache[task_id] = outcome.seconds
+        outcomes = _run_all(lambda t: run_program(program(probs[t], probs[t]["canonical_solution"]), limits, kind), missing)
+        for task_id, outcome in zip(missing, outcomes, strict=True):
+            if outcome.passed:  # a failed canonical run measures nothing: it keeps the floor
+                cache[task_id] = outcome.seconds
         write_json(cache_path, cache, indent=None)
     return {t: max(TIMEOUT_FLOOR_S, TIMEOUT_FACTOR * cache.get(t, 0.0)) for t in task_ids}
 
@@ -78,15 +86,14 @@ def grade(samples: list[dict], mode: str = "completion", kind: str | None = None
     unknown = sorted({s["task_id"] for s in samples} - probs.keys())
     if unknown:
         raise UserError(f"unknown HumanEval task_id(s): {', '.join(unknown[:5])}")
-    timeouts = calibrated_timeouts(sorted({s["task_id"] for s in samples}), probs)
-    kind = kind or available_kind()
+    kind = choose_kind(kind)
+    timeouts = calibrated_timeouts(sorted({s["task_id"] for s in samples}), probs, kind)
 
     def one(sample: dict) -> Outcome:
         limits = Limits(timeout_s=timeouts[sample["task_id"]])
         return run_program(program(probs[sample["task_id"]], sample["completion"], mode), limits, kind)
 
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        outcomes = list(pool.map(one, samples))
+    outcomes = _run_all(one, samples)
     return [{**s, "passed": o.passed, "result": o.status if o.passed or not o.detail else f"{o.status}: {o.detail}",
              "sandbox": kind} for s, o in zip(samples, outcomes, strict=True)]
 
@@ -108,7 +115,7 @@ def summarize(graded: list[dict]) -> dict:
     for k in (1, 10):
         if n_min >= k:
             out[f"pass@{k}"] = sum(pass_at_k(len(v), sum(v), k) for v in per_task.values()) / len(per_task)
-    out.update(problems=len(per_task), samples=len(graded), sandbox=graded[0]["sandbox"] if graded else available_kind())
+    out.update(problems=len(per_task), samples=len(graded), sandbox=graded[0]["sandbox"] if graded else None)
     return out
 
 

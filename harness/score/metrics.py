@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import json
 import re
 from collections.abc import Callable
@@ -88,15 +89,37 @@ def resolve(spec: MetricSpec, suite_dir: Path) -> Callable[[str, str], float]:
     if spec.name:
         return BUILTIN[spec.name]
     target, _, func = spec.function.rpartition(":")
-    if target.endswith(".py"):
-        path = (suite_dir / target).resolve()
-        if not path.is_file():
-            raise UserError(f"metric function {spec.function}: no file {path}")
-        mod_spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(mod_spec)
-        mod_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(target)
-    if not callable(getattr(module, func, None)):
-        raise UserError(f"metric function {spec.function}: {func!r} not found")
-    return getattr(module, func)
+    try:
+        if target.endswith(".py"):
+            path = (suite_dir / target).resolve()
+            if not path.is_file():
+                raise UserError(f"metric function {spec.function}: no file {path}")
+            mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(mod_spec)
+            mod_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the user's module failed to import: say why, in one line
+        raise UserError(f"metric function {spec.function}: cannot import {target}: {type(err).__name__}: {err}") from None
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        raise UserError(f"metric function {spec.function}: {func!r} not found in {target}")
+    try:
+        inspect.signature(fn).bind("prediction", "reference")
+    except TypeError:
+        raise UserError(f"metric function {spec.function}: must take (prediction, reference); its signature is {func}{inspect.signature(fn)}") from None
+    except ValueError:  # a builtin without a signature: checked when it is called
+        pass
+    return fn
+
+
+def check_returns_a_number(spec: MetricSpec, fn: Callable[[str, str], float], prediction: str, reference: str) -> None:
+    """Call a metric once on a sample (the reference as its own prediction): it must return a real number."""
+    try:
+        value = fn(prediction, reference)
+    except Exception as err:  # noqa: BLE001 - the user's function: its error, in one line
+        raise UserError(f"metric {spec.key}: raised {type(err).__name__}: {err} on a sample item") from None
+    if not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        raise UserError(f"metric {spec.key}: returned {type(value).__name__}, expected a float")

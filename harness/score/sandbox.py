@@ -1,9 +1,10 @@
 """Running untrusted (model-written) Python: one program per child process, contained.
 
 Layers, all applied where the OS allows:
-- bubblewrap (when installed): new user/pid/net/ipc/uts namespaces, read-only system, a private
-  tmpfs /tmp and work dir, dies with its parent. Without it: "rlimit-only" (recorded in results),
-  which still gets a private network namespace when we are root.
+- bubblewrap: new user/pid/net/ipc/uts namespaces, read-only system, a private tmpfs /tmp and work
+  dir, dies with its parent. Without it nothing runs (fail closed) unless the user asked for
+  "rlimit-only" (recorded in every result), which still gets a private network namespace when we
+  are root but can write wherever the user can.
 - when the harness runs as root, each program runs as its own unprivileged uid (rotating through
   a private range): it cannot touch root's files or other runs' processes, and RLIMIT_NPROC binds
   per run (it does not bind root; and a fork bomb's unreaped leftovers cannot starve the next run).
@@ -25,10 +26,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import UserError
+
+_live: set[subprocess.Popen] = set()  # programs running now: an interrupted grading kills them all
+_live_lock = threading.Lock()
 UID_BASE, UID_SPAN = 2_000_000, 4096  # private uids for sandboxed programs (no passwd entry needed)
 _run_ids = itertools.count()
 CLONE_NEWNET = 0x40000000
@@ -85,8 +91,18 @@ def sandbox_python() -> str:
     return os.path.realpath(sys.executable)
 
 
-def available_kind() -> str:
-    return "bubblewrap" if shutil.which("bwrap") else "rlimit-only"
+def choose_kind(requested: str | None, where: str = "--sandbox") -> str:
+    """The sandbox generated code runs in. Fails closed: bubblewrap, or "rlimit-only" only when asked for.
+
+    rlimit-only bounds memory, CPU, processes and file sizes but isolates neither the filesystem nor
+    (unless root) the network: a program can write wherever the user can (a hostile one wrote to /tmp)."""
+    if requested == "rlimit-only":
+        return "rlimit-only"
+    if shutil.which("bwrap"):
+        return "bubblewrap"
+    raise UserError(f"{where}: generated code runs only inside bubblewrap, which is not installed (apt-get install bubblewrap); "
+                    "to run it with resource limits only (no filesystem or network isolation), ask for that: "
+                    "--sandbox rlimit-only, or sandbox: rlimit-only in the suite")
 
 
 def _limit_child(limits: Limits, isolate_net: bool):
@@ -124,11 +140,11 @@ def _bwrap_prefix(work: Path) -> list[str]:
 
 
 def run_program(source: str, limits: Limits = Limits(), kind: str | None = None, attempts: int = 3) -> Outcome:
-    """Run `source` contained; passed only if it runs to its end and exits 0.
+    """Run `source` contained (in `kind`, default `choose_kind(None)`); passed only if it runs to its end and exits 0.
 
     When bwrap itself cannot start (EAGAIN under load), that is the harness's failure, not the
     program's: it is retried, and after the last attempt raised rather than scored."""
-    kind = kind or available_kind()
+    kind = kind or choose_kind(None)
     for attempt in range(attempts):
         outcome = _run_once(source, limits, kind)
         if not outcome.detail.startswith("bwrap:"):
@@ -153,6 +169,8 @@ def _run_once(source: str, limits: Limits, kind: str) -> Outcome:
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.PIPE, stdout=out, stderr=err,
                                     start_new_session=True, preexec_fn=_limit_child(limits, kind != "bubblewrap"))
+            with _live_lock:
+                _live.add(proc)
             try:
                 proc.stdin.write((nonce + "\n").encode())
                 proc.stdin.close()
@@ -165,6 +183,8 @@ def _run_once(source: str, limits: Limits, kind: str) -> Outcome:
                 code, status = None, "timeout"
             finally:
                 _kill_group(proc)
+                with _live_lock:
+                    _live.discard(proc)
         seconds = time.perf_counter() - t0
         stdout = _tail(out_path)
         if status == "timeout":
@@ -176,6 +196,17 @@ def _run_once(source: str, limits: Limits, kind: str) -> Outcome:
         return Outcome(False, "failed", detail[0][:300], seconds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def kill_all() -> None:
+    """Kill every program still running (the grading was interrupted)."""
+    with _live_lock:
+        procs = list(_live)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

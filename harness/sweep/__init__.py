@@ -5,7 +5,7 @@ The search space, samplers, pruners and objectives are in space.py, the dead-wor
 heartbeat.py, the experiment trackers in trackers/, the live progress line in progress.py.
 """
 
-from harness.sweep.worker import SweepWorker
+from harness.sweep.worker import SweepWorker, check_inputs
 from harness.sweep.workers import ExtraWorkers, SweepOptions
 
-__all__ = ["ExtraWorkers", "SweepOptions", "SweepWorker"]
+__all__ = ["ExtraWorkers", "SweepOptions", "SweepWorker", "check_inputs"]

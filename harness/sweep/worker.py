@@ -23,9 +23,12 @@ import fcntl
 import logging
 import math
 import os
+import re
 import shutil
 import socket
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -33,7 +36,8 @@ import optuna
 from harness import store
 from harness.config import SweepConfig, TrainConfig
 from harness.errors import UserError
-from harness.models import resolve_base
+from harness.models import BaseModel, resolve_base
+from harness.runtime.processes import interrupt_name
 from harness.store import TrialAttr as A
 from harness.sweep.heartbeat import Heartbeat, recover_stale
 from harness.sweep.progress import SweepProgress
@@ -52,16 +56,35 @@ log = logging.getLogger(__name__)
 S = optuna.trial.TrialState
 
 
-class SweepWorker:
-    def __init__(self, cfg: SweepConfig, storage: str | None = None, backend: str | None = None,
-                 trackers: list[str] | None = None, console=None):
-        from harness.score.suites import load_suite
+def check_inputs(cfg: SweepConfig, source: Path, prepare_base: bool = True) -> tuple[BaseModel, dict]:
+    """Everything a sweep needs that can be checked without loading a model: the base, every suite
+    with its data, templates and metrics, the metrics the objective names, and enough training rows
+    for the largest n_samples. `harness validate` and every worker run it first (exit 2 on a problem)."""
+    from harness.score.suites import load_suite
+    from harness.train.data import training_split
 
+    base = resolve_base(cfg.base, prepare=prepare_base)
+    suites = {s.suite: load_suite(s.suite, s.limit, scope="sweep") for s in cfg.suites}
+    named = [(f"suites[{i}].metric", s.suite, s.metric) for i, s in enumerate(cfg.suites) if s.metric]
+    named += [(f"objectives[{i}]", o.suite, o.metric or None) for i, o in enumerate(cfg.objectives)]
+    by_name = {**{s.name: s for s in suites.values()}, **suites}
+    for field, ref, metric in named:
+        suite = by_name.get(ref)
+        if suite is None:
+            raise UserError(f"{source}: {field}: suite {ref!r} is not one of the sweep's suites ({', '.join(suites)})")
+        if metric is not None and metric not in suite.metric_names:
+            raise UserError(f"{source}: {field}: {ref} has no metric {metric!r} (it has: {', '.join(suite.metric_names)})")
+    training_split(cfg.train.data, cfg.max_samples())
+    return base, suites
+
+
+class SweepWorker:
+    def __init__(self, cfg: SweepConfig, source: Path, storage: str | None = None, backend: str | None = None,
+                 trackers: list[str] | None = None, console=None):
         self.cfg, self.console = cfg, console
         self.backend_kind = backend or cfg.backend
         self.tracker_names = trackers or cfg.trackers
-        self.base = resolve_base(cfg.base)
-        self.suites = {s.suite: load_suite(s.suite, s.limit, scope="sweep") for s in cfg.suites}
+        self.base, self.suites = check_inputs(cfg, source)
         directions, self.objective_fn, meta = objectives(cfg, self.suites)
         store.study_dir(cfg.study).mkdir(parents=True, exist_ok=True)
         self.study = _create_study(cfg, store.storage_for(cfg.study, storage or cfg.storage), directions)
@@ -176,8 +199,8 @@ class SweepWorker:
             study.tell(trial, values)
             say(f"trial {trial.number}: objective {', '.join(f'{v:.4f}' for v in values)}")
             self._show_best()
-        except KeyboardInterrupt:
-            trial.set_user_attr(A.FAIL_REASON, "interrupted (Ctrl-C)")
+        except KeyboardInterrupt as err:
+            trial.set_user_attr(A.FAIL_REASON, f"interrupted ({interrupt_name(err)})")
             study.tell(trial, state=S.FAIL)
             raise
         except UserError:
@@ -230,6 +253,13 @@ class SweepWorker:
         means = {(r.suite, r.metric): r.value for r in summary.itertuples()}
         return self.objective_fn(means), summary, time.perf_counter() - t0
 
+    def outcome(self) -> SweepOutcome:
+        """What the study holds now: trials completed (the base aside) and why the others failed."""
+        trials = [t for t in self.study.get_trials(deepcopy=False) if not store.is_base_trial(t) and not t.user_attrs.get(A.SURPLUS)]
+        failed = [t for t in trials if t.state in (S.FAIL, S.PRUNED)]
+        reasons = Counter(_reason_kind(t.user_attrs.get(A.FAIL_REASON, "no reason recorded")) for t in failed)
+        return SweepOutcome(sum(t.state == S.COMPLETE for t in trials), len(failed), dict(reasons.most_common()))
+
     # ------------------------------------------------------------ study state
     def _counted(self) -> list[optuna.trial.FrozenTrial]:
         """Trials that use the budget: not the base, not a dead worker's (retried), not a surplus ask."""
@@ -246,6 +276,23 @@ class SweepWorker:
             return
         best = max(self.study.best_trials, key=lambda t: t.values[0])
         self.progress.trial_done(finished, best.number, best.values[0], store.params_of(best))
+
+
+@dataclass
+class SweepOutcome:
+    completed: int  # trials told COMPLETE, the base not counted
+    failed: int  # FAIL or PRUNED (retried dead workers' trials included)
+    reasons: dict[str, int]  # failure reason -> how many trials
+
+    def failure_lines(self) -> list[str]:
+        if not self.failed:
+            return []
+        return [f"{self.failed} trial(s) failed or were pruned:"] + [f"  {n} x {reason}" for reason, n in self.reasons.items()]
+
+
+def _reason_kind(reason: str) -> str:
+    """A failure reason without what differs between trials (numbers), so equal causes group together."""
+    return re.sub(r"\d+(\.\d+)?", "N", reason.splitlines()[0])[:160] if reason else reason
 
 
 def _create_study(cfg: SweepConfig, storage, directions) -> optuna.Study:

@@ -2,17 +2,20 @@
 
 An extra worker is exactly the command a user would start in another shell: the same sweep file
 and options, less `--workers`. Its output goes to runs/<study>/worker-<i>.log. The study's storage
-is what they share; each worker keeps its own engine.
+is what they share; each worker keeps its own engine. They end with this process: interrupted with
+it (SIGTERM), or killed by the kernel if it is killed outright.
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import store
+from harness.runtime import processes
 
 
 @dataclass
@@ -48,10 +51,20 @@ class ExtraWorkers:
             out = open(log_path, "w")  # noqa: SIM115 - held until the worker exits
             self._files.append(out)
             self.procs.append(subprocess.Popen([sys.executable, "-m", "harness.cli", *options.argv(file)],
-                                               stdout=out, stderr=subprocess.STDOUT))
+                                               stdout=out, stderr=subprocess.STDOUT, preexec_fn=processes.die_with_parent))
 
     def wait(self) -> list[Path]:
         failed = [log_path for proc, log_path in zip(self.procs, self.logs, strict=True) if proc.wait() != 0]
         for out in self._files:
             out.close()
         return failed
+
+    def stop(self) -> None:
+        """This worker was interrupted: interrupt the others too (each marks its running trial failed)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            processes.stop(proc, grace=60)
+        for out in self._files:
+            out.close()

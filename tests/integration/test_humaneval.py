@@ -8,12 +8,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 from harness.score import humaneval
 from harness.score.sandbox import Limits, run_program
 
 KINDS = ["rlimit-only"] + (["bubblewrap"] if shutil.which("bwrap") else [])
+# Without bubblewrap nothing runs unless asked for: tests that are not about the sandbox ask for it.
+OPT_IN = [] if shutil.which("bwrap") else ["--sandbox", "rlimit-only"]
 SECRET = "hf_TOPSECRET_abc123"
 
 
@@ -24,7 +26,7 @@ def test_canonical_solutions_pass_and_wrong_ones_fail(tmp_path):
     samples += [{"task_id": r["task_id"], "completion": "    return None\n"} for r in rows[:20]]
     path = tmp_path / "samples.jsonl"
     path.write_text("".join(json.dumps(s) + "\n" for s in samples))
-    proc = run_cli("humaneval", "grade", str(path), "--out", str(tmp_path / "results.jsonl"))
+    proc = run_cli("humaneval", "grade", str(path), "--out", str(tmp_path / "results.jsonl"), *OPT_IN)
     assert proc.returncode == 0, proc.stderr
     graded = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert sum(g["passed"] for g in graded[:164]) == 164
@@ -86,7 +88,9 @@ def test_hostile_programs_are_contained(name, kind, tmp_path, monkeypatch):
 
 def test_humaneval_suite_runs_end_to_end_through_eval(tiny_model, tmp_path, harness_home):
     out = tmp_path / "out"
-    proc = run_cli("eval", "--base", str(tiny_model), "--suite", "humaneval", "--limit", "2", "--out", str(out))
+    suite = tmp_path / "humaneval.yaml"
+    suite.write_text((REPO / "suites/humaneval.yaml").read_text() + ("" if shutil.which("bwrap") else "sandbox: rlimit-only\n"))
+    proc = run_cli("eval", "--base", str(tiny_model), "--suite", str(suite), "--limit", "2", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     import pandas as pd
 
@@ -97,3 +101,24 @@ def test_humaneval_suite_runs_end_to_end_through_eval(tiny_model, tmp_path, harn
     assert all(json.loads(m)["pass@1"] == s for m, s in zip(items["metrics"], items["score"]))
     scores = json.loads((out / "scores.json").read_text())
     assert any(s["metric"] == "pass@1" and s["n"] == 2 for s in scores["scores"])
+
+
+def test_without_bubblewrap_generated_code_runs_only_when_asked(tmp_path):
+    """Fail closed: with no bwrap on PATH, grading and HumanEval suites stop with exit 2 (before any
+    model), unless rlimit-only is asked for; what ran says which sandbox it ran in."""
+    env = {"PATH": str(tmp_path)}  # an empty PATH: no bwrap to find
+    samples = tmp_path / "s.jsonl"
+    problem = humaneval.problems()["HumanEval/0"]
+    samples.write_text(json.dumps({"task_id": "HumanEval/0", "completion": problem["canonical_solution"]}) + "\n")
+    refused = run_cli("humaneval", "grade", str(samples), env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "bubblewrap" in refused.stderr and "--sandbox rlimit-only" in refused.stderr, refused.stderr
+    asked = run_cli("humaneval", "grade", str(samples), "--sandbox", "rlimit-only", env=env)
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["sandbox"] == "rlimit-only" and json.loads(asked.stdout)["pass@1"] == 1.0
+    suite = REPO / "suites/humaneval.yaml"
+    proc = run_cli("validate", str(suite), env=env)
+    assert proc.returncode == 2 and f"{suite}: sandbox" in proc.stderr, proc.stderr
+    opted = tmp_path / "he.yaml"
+    opted.write_text(suite.read_text() + "sandbox: rlimit-only\n")
+    assert run_cli("validate", str(opted), env=env).returncode == 0

@@ -153,3 +153,75 @@ def test_engine_failure_marks_the_suite_failed_restarts_once_and_keeps_other_sui
     assert len(items) == 0 and not (tmp_path / "o" / "items.parquet").exists()
     scores = json.loads((tmp_path / "o" / "scores.json").read_text())
     assert scores["failures"][0]["suite"] == "mmlu" and scores["scores"] == []
+
+
+def test_a_killed_eval_keeps_the_answers_it_computed(tiny_model, tmp_path, harness_home):
+    """The cache commits every 32 answers (or 10 s): a SIGKILL loses at most that, not the suite."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    suite = small_extraction(tmp_path, n=200, max_tokens=16)
+    cmd = [sys.executable, "-m", "harness.cli", "eval", "--base", str(tiny_model), "--suite", str(suite), "--out", str(tmp_path / "o")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = harness_home / "cache" / "responses.sqlite"
+
+    def cached() -> int:
+        if not db.exists():
+            return 0
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as con:
+            try:
+                return con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            except sqlite3.OperationalError:  # the table is not there yet
+                return 0
+
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and cached() < 32:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the eval ended before its first commit: answers are kept only at the end"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = cached()
+    assert 32 <= kept < 200, kept
+    rerun = run_cli(*cmd[3:], timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert cached() == 200  # the rest was answered; what was kept was not answered again
+
+
+def test_a_failed_rerun_erases_nothing_and_scores_json_describes_the_items(tiny_model, tiny_adapters, tmp_path, harness_home):
+    base = resolve_base(str(tiny_model))
+    cands = candidates_for(base, tiny_adapters)
+    out = tmp_path / "out"
+    extraction = small_extraction(tmp_path)
+    evaluate(base, cands, [load_suite("mmlu", 4), load_suite(str(extraction))], "hf", out_dir=out)
+    before = pd.read_parquet(out / "items.parquet")
+    # The same suite again, now with a metric that fails on real answers (its check on a sample passes).
+    (extraction.parent / "m.py").write_text("def picky(prediction, reference):\n"
+                                            "    if prediction != reference:\n        raise ValueError('no')\n    return 1.0\n")
+    extraction.write_text(extraction.read_text().replace("  - name: json_exact_match\n    as: exact_match", "  - {function: 'm.py:picky'}"))
+    _, _, failures = evaluate(base, cands, [load_suite("mmlu", 6), load_suite(str(extraction))], "hf", out_dir=out)
+    assert [f.suite for f in failures] == ["extraction"]
+    after = pd.read_parquet(out / "items.parquet")
+    kept = after[after.suite == "extraction"].sort_values(["candidate", "item_id"]).reset_index(drop=True)
+    assert kept.equals(before[before.suite == "extraction"].sort_values(["candidate", "item_id"]).reset_index(drop=True))
+    assert (after.suite == "mmlu").sum() == 6 * len(cands)  # the suite that worked was re-scored (4 -> 6 items)
+    scores = json.loads((out / "scores.json").read_text())
+    described = {(r["candidate"], r["suite"]) for r in scores["scores"]}
+    assert described == {(c, s) for c, s in after[["candidate", "suite"]].itertuples(index=False)}
+    assert {s["name"]: s["n_items"] for s in scores["suites"]} == {"mmlu": 6, "extraction": 4}
+    assert scores["failures"][0]["suite"] == "extraction"
+
+
+def test_one_model_named_two_ways_is_one_base(smollm2_dir, tmp_path, harness_home):
+    from harness.config import TrainConfig
+    from harness.train import train
+
+    by_name, by_path = resolve_base("default"), resolve_base(str(smollm2_dir))
+    assert by_name.identity == by_path.identity and by_name.identity.startswith("dir:")
+    assert make_candidate("base", by_name).hash == make_candidate("base", by_path).hash
+    adapter = tmp_path / "a"
+    train(by_name, TrainConfig(data=REPO / "suites/extraction/train.jsonl", n_samples=8, lora_r=4, max_steps=1, max_seq_len=128,
+                               dtype="float32"), adapter)
+    assert make_candidate("a", by_path, adapter).hash == make_candidate("a", by_name, adapter).hash

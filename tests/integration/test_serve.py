@@ -61,3 +61,31 @@ def test_server_mode_matches_transformers_with_runtime_loaded_adapter(server, ti
         assert abs(a - b) < 1e-3 and ga == gb, (req.candidate.name, a, b)
     gens = [GenerateRequest(c, "Hello there", (), 10) for c in cands]
     assert [t for t, _ in local.generate(gens)] == [t for t, _ in remote.generate(gens)]
+
+
+def test_sigterm_to_harness_serve_stops_the_server_and_frees_the_port(tiny_model, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--base", str(tiny_model), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/v1/models"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                break
+        except OSError:
+            time.sleep(1)
+    assert proc.poll() is None, proc.stdout.read()[-3000:]
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    assert tree, "the vLLM server runs as a child of harness serve"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(120) == 128 + signal.SIGTERM
+    _, alive = psutil.wait_procs(tree, timeout=60)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass

@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 
 import optuna
+import psutil
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, build_tiny_llama, run_cli
 
 
-def sweep_file(tmp: Path, tiny_model: Path, study: str, n_trials: int = 4, trackers=("mlflow", "neptune"), max_steps: int = 2) -> Path:
+def sweep_file(tmp: Path, tiny_model: Path, study: str, n_trials: int = 4, trackers=("mlflow", "neptune"), max_steps: int = 2,
+               max_seq_len: int = 160) -> Path:
     suite_dir = tmp / "suite"
     suite_dir.mkdir(exist_ok=True)
     (suite_dir / "dev.jsonl").write_text("\n".join((REPO / "suites/extraction/dev.jsonl").read_text().splitlines()[:3]) + "\n")
@@ -25,7 +27,7 @@ def sweep_file(tmp: Path, tiny_model: Path, study: str, n_trials: int = 4, track
     path.write_text(f"""
 study: {study}
 base: {tiny_model}
-train: {{data: {REPO / 'suites/extraction/train.jsonl'}, max_steps: {max_steps}, batch_size: 4, max_seq_len: 160, dtype: float32}}
+train: {{data: {REPO / 'suites/extraction/train.jsonl'}, max_steps: {max_steps}, batch_size: 4, max_seq_len: {max_seq_len}, dtype: float32}}
 space:
   lora_r: {{type: categorical, choices: [4, 8]}}
   learning_rate: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
@@ -104,7 +106,8 @@ def read_neptune_offline(folder: Path) -> dict[str, dict]:
 
 
 def test_sigkill_mid_trial_then_rerun_finishes_the_budget(tiny_model, tmp_path, harness_home):
-    cfg = sweep_file(tmp_path, tiny_model, "skill", n_trials=3, trackers=("none",), max_steps=40)
+    # Trial 1 completes, trial 2 is killed while training (24 steps: long enough to be caught running).
+    cfg = sweep_file(tmp_path, tiny_model, "skill", n_trials=2, trackers=("none",), max_steps=24)
     cmd = [sys.executable, "-m", "harness.cli", "sweep", str(cfg)]
     env = {**os.environ, "HARNESS_STALE_S": "3"}
     worker = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -129,10 +132,61 @@ def test_sigkill_mid_trial_then_rerun_finishes_the_budget(tiny_model, tmp_path, 
     retry = [t for t in trials if t.user_attrs.get("retry_of") == 2]
     assert len(retry) == 1 and retry[0].params == killed.params and retry[0].state == optuna.trial.TrialState.COMPLETE
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("candidate") != "base"]
-    assert len(complete) == 3
+    assert len(complete) == 2
     for number, t in before.items():  # completed trials are untouched
         again = next(x for x in trials if x.number == number)
         assert again.values == t.values and again.datetime_complete == t.datetime_complete
+
+
+def test_a_sweep_in_which_no_trial_completes_exits_1_and_says_why(smollm2_dir, tmp_path, harness_home):
+    # A base with a NaN in its final norm scores (badly) but every trial's training loss is NaN.
+    broken = build_tiny_llama(tmp_path / "broken", smollm2_dir)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(broken / "model.safetensors")
+    weights["model.norm.weight"][0] = float("nan")
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    cfg = sweep_file(tmp_path, broken, "allfail", n_trials=2, trackers=("none",))
+    proc = run_cli("sweep", str(cfg), cwd=tmp_path, timeout=900)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "no trial completed" in proc.stderr
+    assert "2 trial(s) failed" in proc.stderr and "2 x loss became nan at step N" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def _running(journal: Path, study: str) -> list:
+    if not journal.exists():
+        return []
+    try:
+        trials = optuna.load_study(study_name=study, storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal)))).get_trials()
+    except KeyError:
+        return []
+    return [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_sigterm_to_a_two_worker_sweep_ends_both_and_marks_their_trials_interrupted(tiny_model, tmp_path, harness_home):
+    cfg = sweep_file(tmp_path, tiny_model, "term", n_trials=6, trackers=("none",), max_steps=200)
+    parent = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(cfg), "--workers", "2"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "runs/term/journal.log"
+    deadline = time.time() + 900
+    while time.time() < deadline and len(_running(journal, "term")) < 2 and parent.poll() is None:
+        time.sleep(0.5)
+    running = _running(journal, "term")
+    assert len(running) == 2, "both workers should be training a trial"
+    tree = psutil.Process(parent.pid).children(recursive=True)
+    assert tree, "the extra worker is a child process"
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(300) == 128 + signal.SIGTERM, parent.stderr.read()[-2000:]
+    _, alive = psutil.wait_procs(tree, timeout=120)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    trials = {t.number: t for t in optuna.load_study(study_name="term", storage=storage).get_trials()}
+    for t in running:
+        after = trials[t.number]
+        assert after.state == optuna.trial.TrialState.FAIL and after.user_attrs["fail_reason"] == "interrupted (SIGTERM)"
+    assert not _running(journal, "term")
 
 
 @pytest.fixture()

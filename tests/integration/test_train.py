@@ -110,3 +110,14 @@ def test_qlora_on_cpu_is_a_clear_error(tiny_model, tmp_path):
     proc = run_cli("train", "--base", str(tiny_model), "--data", str(DATA), "--n-samples", "8", "--qlora", "--out", str(tmp_path / "q"))
     assert proc.returncode == 2 and "--qlora" in proc.stderr and "CUDA" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "expect"), [(["--target-modules", "q_proj,nosuch_proj"], "--target-modules nosuch_proj: no such module"),
+                                              (["--max-seq-len", "9"], "--max-seq-len 9: no row")])
+def test_settings_the_base_or_data_cannot_meet_exit_2_before_training(args, expect, tiny_model, tmp_path):
+    out = tmp_path / "a"
+    proc = run_cli("train", "--base", str(tiny_model), "--data", str(DATA), "--n-samples", "8", *args, "--out", str(out))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expect in errors[0], proc.stderr[-1000:]
+    assert not out.exists() and not list(tmp_path.glob(".a.*"))

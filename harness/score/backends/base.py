@@ -3,13 +3,13 @@ over one loaded base model. Callers never ask which backend they hold."""
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
 from harness.models import BaseModel
+from harness.runtime.files import read_json
 from harness.runtime.hashing import sha256_json, sha256_tree
 
 
@@ -32,9 +32,13 @@ def make_candidate(name: str, base: BaseModel, adapter: Path | None = None) -> C
     adapter = Path(adapter)
     if not (adapter / "adapter_config.json").is_file():
         raise UserError(f"--adapter {name}={adapter}: no adapter_config.json (not a peft adapter directory)")
+    if not isinstance(read_json(adapter / "adapter_config.json", "peft adapter config").get("r", 8), int):
+        raise UserError(f"--adapter {name}={adapter / 'adapter_config.json'}: r: expected an integer rank")
+    if not any(adapter.glob("adapter_model.*")):
+        raise UserError(f"--adapter {name}={adapter}: no adapter_model.safetensors (or .bin): the adapter's weights are missing")
     record = adapter / "train.json"
     if record.is_file():
-        trained_on = json.loads(record.read_text()).get("base", {}).get("identity")
+        trained_on = read_json(record, "training record").get("base", {}).get("identity")
         if trained_on and trained_on != base.identity:
             raise UserError(
                 f"--adapter {name}={adapter}: trained for base {trained_on[:24]}…, "

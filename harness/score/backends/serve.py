@@ -2,7 +2,8 @@
 
 Bound to 127.0.0.1 unless told otherwise; run-time adapter loading is on, so a remote
 `harness eval --backend vllm --server URL` can add candidates; on CPU the harness plugin is loaded
-by vLLM through its entry point. The server is a child process that Ctrl-C stops cleanly.
+by vLLM through its entry point. The server is a child process in its own process group: Ctrl-C or SIGTERM to `harness serve` stops
+the whole group, and it dies with `harness serve` even when that is killed outright.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.models import BaseModel
+from harness.runtime import processes
 from harness.runtime.environment import vllm_cpu_env
 from harness.score.backends.vllm import VLLM_LORA_RANKS, adapter_rank
 
@@ -53,17 +55,12 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 600) -> list[s
 def start(base: BaseModel, adapters, host="127.0.0.1", port=8000, dtype="float32", max_lora_rank=64, max_loras=8, log=None):
     env = {**os.environ, **vllm_cpu_env()}
     cmd = server_command(base, adapters, host, port, dtype, max_lora_rank, max_loras)
-    # A new session: Ctrl-C reaches us, and we stop the whole server group ourselves.
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True)
+    # A session of its own: Ctrl-C and SIGTERM reach us, and we stop the whole server group ourselves
+    # (vLLM's API server shuts down cleanly on SIGINT); if we are killed outright, it gets SIGTERM.
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True,
+                            preexec_fn=processes.die_with_parent)
     return proc, f"http://{host}:{port}"
 
 
 def stop(proc: subprocess.Popen, grace: float = 15) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    processes.stop(proc, signal.SIGINT, grace)

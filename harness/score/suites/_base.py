@@ -42,13 +42,18 @@ class Suite:
     def headline(self) -> str:
         return self.kind.headline(self.config)
 
+    @property
+    def metric_names(self) -> list[str]:
+        return self.kind.metric_names(self.config)
+
 
 class SuiteKind(ABC):
     """One kind of suite. Instances are stateless; the registry holds one of each.
 
-    Called in this order: `rows` once per load (every item, with a unique "id"), `select` to draw
-    the scored subset, then per evaluation `renderer`, `task_fields` and, for generation suites,
-    `grade_bulk`.
+    Called in this order: `rows` once per load (every item, with a unique "id"), `check` on them
+    (everything that can be known wrong without a model: exit 2 before any heavy work), `select` to
+    draw the scored subset, then per evaluation `renderer`, `task_fields` and, for generation
+    suites, `grade_bulk`.
     """
 
     name: ClassVar[str]
@@ -62,10 +67,17 @@ class SuiteKind(ABC):
         """The metric that stands for the suite (leaderboards, objectives, gates by default)."""
 
     @abstractmethod
+    def metric_names(self, cfg: SuiteConfig) -> list[str]:
+        """Every metric an item of this suite gets (what objectives and gate rules may name)."""
+
+    @abstractmethod
     def task_fields(self, suite: Suite, render: Renderer | None) -> tuple[dict[str, list[dict]], dict]:
         """The lm-eval task: ({split name: rows}, TaskConfig fields other than the dataset's).
 
         The split "test" holds the scored rows; other splits (few-shot examples) are optional."""
+
+    def check(self, cfg: SuiteConfig, rows: list[dict], source: Path) -> None:
+        """Raise UserError for what is wrong with the suite and its rows (default: nothing to check)."""
 
     def select(self, rows: list[dict], limit: int | None, cfg: SuiteConfig) -> tuple[list[dict], list[dict]]:
         """(scored rows, few-shot pool): by default a seeded sample of `limit` rows, no few-shot."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.config import SuiteConfig
-from harness.score import humaneval
+from harness.score import humaneval, sandbox
 from harness.score.suites._base import (
     Renderer,
     Suite,
@@ -21,8 +21,14 @@ class HumanEval(SuiteKind):
     def rows(self, cfg: SuiteConfig, source: Path) -> list[dict]:
         return humaneval.humaneval_rows()
 
+    def check(self, cfg: SuiteConfig, rows: list[dict], source: Path) -> None:
+        sandbox.choose_kind(cfg.sandbox, f"{source}: sandbox")  # generated code never runs unconfined by default
+
     def headline(self, cfg: SuiteConfig) -> str:
         return "pass@1"
+
+    def metric_names(self, cfg: SuiteConfig) -> list[str]:
+        return ["pass@1", "pass@10"] if cfg.generation.n >= 10 else ["pass@1"]
 
     def renderer(self, suite: Suite, tokenizer) -> Renderer:
         if suite.config.mode == "chat" and getattr(tokenizer, "chat_template", None):
@@ -44,7 +50,7 @@ class HumanEval(SuiteKind):
     def grade_bulk(self, suite: Suite, docs: list[dict], samples: list[list[str]]) -> list[tuple[dict, dict]]:
         """Every program of every candidate in parallel, in the sandbox; pass@k per problem."""
         flat = [{"task_id": d["task_id"], "completion": t} for d, texts in zip(docs, samples, strict=True) for t in texts]
-        graded = iter(humaneval.grade(flat, suite.config.mode or "completion"))
+        graded = iter(humaneval.grade(flat, suite.config.mode or "completion", suite.config.sandbox))
         out = []
         for texts in samples:
             mine = [next(graded) for _ in texts]

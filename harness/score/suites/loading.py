@@ -34,10 +34,13 @@ def find_suite_file(ref: str) -> Path:
 
 def load_suite(ref: str, limit: int | None = None, scope: Literal["full", "sweep"] | None = None) -> Suite:
     """The suite `ref` with `limit` items, else its own `limit.<scope>`, else all of them."""
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: must be at least 1 (or leave it out: the suite's own limit)")
     source = find_suite_file(ref)
     cfg = config.load(source, "suite")
     kind = kind_of(cfg)
     all_rows = kind.rows(cfg, source)
+    kind.check(cfg, all_rows, source)
     version = sha256_json({"spec": cfg.model_dump(mode="json", exclude={"limit", "description"}), "data": sha256_json(all_rows)})[:16]
     if limit is None and scope is not None:
         limit = getattr(cfg.limit, scope)

@@ -51,6 +51,9 @@ class MMLU(SuiteKind):
     def headline(self, cfg: SuiteConfig) -> str:
         return "acc"
 
+    def metric_names(self, cfg: SuiteConfig) -> list[str]:
+        return ["acc"] if cfg.format == "letter" else ["acc", "acc_norm"]
+
     def task_fields(self, suite: Suite, render: Renderer | None) -> tuple[dict[str, list[dict]], dict]:
         letter = suite.config.format == "letter"
         splits = {"test": suite.rows, **({"dev": suite.fewshot} if suite.fewshot else {})}
@@ -66,8 +69,7 @@ class MMLU(SuiteKind):
                 "The following are multiple choice questions (with answers) about {{subject}}.\n\n"
                 if letter else "The following are questions (with answers) about {{subject}}.\n\n"
             ),
-            "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]
-            + ([] if letter else [{"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}]),
+            "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in self.metric_names(suite.config)],
         }
 
 

@@ -1,5 +1,9 @@
 """A user's task suite (no `builtin:`): JSONL rows, a prompt (chat turns through the base model's
-chat template, or a plain template), a target template and per-item metrics."""
+chat template, or a plain template), a target template and per-item metrics.
+
+Templates are Python `str.format` templates over a row: `{field}` is the row's field, `{field[0]}`
+an element; literal braces are written `{{` and `}}` (a JSON example in a prompt needs them).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 from harness.config import SuiteConfig
 from harness.errors import UserError
 from harness.runtime.files import read_jsonl
-from harness.score.metrics import resolve
+from harness.score.metrics import check_returns_a_number, resolve
 from harness.score.suites._base import (
     Renderer,
     Suite,
@@ -32,8 +36,24 @@ class TaskSuite(SuiteKind):
             seen.add(row["id"])
         return rows
 
+    def check(self, cfg: SuiteConfig, rows: list[dict], source: Path) -> None:
+        """Every template renders on every row; every metric imports, takes (prediction, reference)
+        and returns a number on a sample."""
+        data = (source.parent / cfg.data.path) if not cfg.data.path.is_absolute() else cfg.data.path
+        templates = {"prompt.system": cfg.prompt.system, "prompt.user": cfg.prompt.user,
+                     "prompt.template": cfg.prompt.template, "target": cfg.target}
+        for field, template in templates.items():
+            if template is not None:
+                _check_template(source, field, template, rows, data)
+        sample = cfg.target.format(**rows[0])
+        for spec in cfg.metrics:
+            check_returns_a_number(spec, resolve(spec, source.parent), sample, sample)
+
     def headline(self, cfg: SuiteConfig) -> str:
         return cfg.headline or cfg.metrics[0].key
+
+    def metric_names(self, cfg: SuiteConfig) -> list[str]:
+        return [m.key for m in cfg.metrics]
 
     def renderer(self, suite: Suite, tokenizer) -> Renderer:
         prompt = suite.config.prompt
@@ -61,3 +81,17 @@ class TaskSuite(SuiteKind):
             return {key: sum(fn(pred, doc["_target"]) for pred in results) / len(results) for key, fn in metric_fns.items()}
 
         return {"test": rows}, generation_fields(cfg.generation, list(metric_fns), process_results)
+
+
+def _check_template(source: Path, field: str, template: str, rows: list[dict], data: Path) -> None:
+    for i, row in enumerate(rows, 1):
+        try:
+            template.format(**row)
+        except KeyError as err:
+            fields = ", ".join(sorted(k for k in row if k != "id"))
+            raise UserError(f"{source}: {field}: placeholder {{{err.args[0]}}} is not a field of {data} row {i} "
+                            f"(its fields: {fields}; write a literal brace as {{{{ or }}}})") from None
+        except (IndexError, AttributeError, TypeError) as err:
+            raise UserError(f"{source}: {field}: cannot fill the template from {data} row {i} ({err})") from None
+        except ValueError as err:  # a syntax error of the template itself: the same for every row
+            raise UserError(f"{source}: {field}: not a valid template ({err}); write a literal brace as {{{{ or }}}}") from None

@@ -1,0 +1,235 @@
+"""Bad input, as a new user writes it, to every command: exit 2, one line naming the file (and the
+field), no traceback, nothing loaded.
+
+"Nothing loaded" is asserted, not timed: the CLI runs under a wrapper that records, at exit, which
+model-loading modules were imported at all (transformers' modeling code, peft, trl, vllm). A command
+that rejects its input before any heavy work never imports them.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+HEAVY = ("transformers.modeling_utils", "peft", "trl", "vllm")
+WRAPPER = f"""
+import atexit, os, sys
+def _report():
+    with open(os.environ["HARNESS_TEST_IMPORTS"], "w") as fh:
+        fh.write(",".join(m for m in {HEAVY!r} if m in sys.modules))
+atexit.register(_report)
+sys.argv = ["harness", *sys.argv[1:]]
+from harness.cli import main
+main()
+"""
+TRAIN = REPO / "suites/extraction/train.jsonl"
+EXTRACTION = REPO / "suites/extraction"
+
+SWEEP = """study: s
+train: {{data: {data}{train}}}
+space:
+  lora_r: {lora_r}
+  learning_rate: {learning_rate}
+  n_samples: {n_samples}
+suites: [{{suite: {suite}}}]
+{extra}"""
+
+
+def sweep(tmp: Path, train="", lora_r="{type: categorical, choices: [4]}", learning_rate="{type: categorical, choices: [1.0e-3]}",
+          n_samples="{type: categorical, choices: [8]}", suite=None, data=TRAIN, extra="") -> Path:
+    path = tmp / "sweep.yaml"
+    path.write_text(SWEEP.format(data=data, train=train, lora_r=lora_r, learning_rate=learning_rate, n_samples=n_samples,
+                                 suite=suite or EXTRACTION / "suite.yaml", extra=extra))
+    return path
+
+
+def suite(tmp: Path, edit=lambda text: text, rows=None, files: dict[str, str] | None = None) -> Path:
+    """A copy of the extraction suite (4 dev rows) with `edit` applied to its YAML and `files` beside it."""
+    folder = tmp / "suite"
+    folder.mkdir()
+    lines = rows if rows is not None else (EXTRACTION / "dev.jsonl").read_text().splitlines()[:4]
+    (folder / "dev.jsonl").write_text("\n".join(lines) + "\n")
+    for name, text in (files or {}).items():
+        (folder / name).write_text(text)
+    path = folder / "suite.yaml"
+    path.write_text(edit((EXTRACTION / "suite.yaml").read_text()))
+    return path
+
+
+def metric(spec: str):
+    """The suite's second metric replaced by `spec` (the headline stays field_f1)."""
+    return lambda text: text.replace("  - name: json_exact_match\n    as: exact_match", f"  - {spec}")
+
+
+def results(tmp: Path, scores: str = '{"scores": []}') -> Path:
+    """An eval output directory whose items.parquet is not parquet."""
+    folder = tmp / "results"
+    folder.mkdir()
+    (folder / "items.parquet").write_bytes(b"PAR1 not really parquet")
+    (folder / "scores.json").write_text(scores)
+    return folder
+
+
+def broken_adapter(tmp: Path) -> Path:
+    folder = tmp / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text("{not json")
+    (folder / "adapter_model.safetensors").write_bytes(b"\0" * 16)
+    return folder
+
+
+def file_with(tmp: Path, name: str, content: bytes) -> Path:
+    path = tmp / name
+    path.write_bytes(content)
+    return path
+
+
+def gate_rules(tmp: Path, text="rules:\n  - {metric: extraction.field_f1, threshold: 0.5, max_regression: 0.1}\n") -> Path:
+    return file_with(tmp, "gates.yaml", text.encode())
+
+
+GATES = REPO / "suites/gates.yaml"
+FIRST_ROWS = (EXTRACTION / "dev.jsonl").read_text().splitlines()[:2]
+
+# (id, command, args(tmp, tiny model) -> the rest of the command line, substrings the one error line holds)
+CASES = [
+    # validate: sweeps
+    ("sweep space value breaks lora_r's rule", "validate", lambda t, m: [sweep(t, lora_r="{type: categorical, choices: [0]}")],
+     ["sweep.yaml", "space.lora_r", "greater than 0"]),
+    ("sweep learning rate is text", "validate", lambda t, m: [sweep(t, learning_rate='{type: categorical, choices: ["fast"]}')],
+     ["sweep.yaml", "space.learning_rate", "'fast'"]),
+    ("sweep negative n_samples", "validate", lambda t, m: [sweep(t, n_samples="{type: int, low: -5, high: 8}")],
+     ["sweep.yaml", "space.n_samples", "-5"]),
+    ("sweep low above high", "validate", lambda t, m: [sweep(t, lora_r="{type: int, low: 16, high: 4}")],
+     ["sweep.yaml", "space.lora_r", "low 16 > high 4"]),
+    ("sweep typo in a key", "validate", lambda t, m: [sweep(t, extra="samplr: {name: tpe}\n")], ["sweep.yaml", "samplr", "unknown field"]),
+    ("sweep unknown storage scheme", "validate", lambda t, m: [sweep(t, extra="storage: redis://localhost/0\n")],
+     ["sweep.yaml", "storage", "redis://"]),
+    ("sweep training data missing", "validate", lambda t, m: [sweep(t, data=t / "nope.jsonl")], ["nope.jsonl", "no such data file"]),
+    ("sweep wants more rows than the data has", "validate", lambda t, m: [sweep(t, n_samples="{type: categorical, choices: [5000]}")],
+     ["train.jsonl", "n_samples=5000"]),
+    ("sweep lora_alpha not positive", "validate", lambda t, m: [sweep(t, train=", lora_alpha: -1")], ["sweep.yaml", "train.lora_alpha"]),
+    ("sweep objective names a metric the suite lacks", "validate",
+     lambda t, m: [sweep(t, extra=f"objectives: [{{suite: {EXTRACTION / 'suite.yaml'}, metric: f2}}]\n")],
+     ["sweep.yaml", "objectives[0]", "'f2'"]),
+    # validate: suites and gate rules
+    ("suite placeholder is not a field", "validate", lambda t, m: [suite(t, edit=lambda s: s.replace("{text}", "{txt}"))],
+     ["suite.yaml", "prompt.user", "{txt}", "dev.jsonl"]),
+    ("suite rows lack the target's field", "validate", lambda t, m: [suite(t, rows=['{"id": "a", "text": "x"}'])],
+     ["suite.yaml", "target", "dev.jsonl"]),
+    ("suite metric module missing", "validate", lambda t, m: [suite(t, edit=metric("{function: 'nosuchmod:f'}"))],
+     ["nosuchmod:f", "cannot import"]),
+    ("suite metric function's signature", "validate",
+     lambda t, m: [suite(t, edit=metric("{function: 'm.py:f'}"), files={"m.py": "def f(x):\n    return 1.0\n"})],
+     ["m.py:f", "(prediction, reference)"]),
+    ("suite metric returns text", "validate",
+     lambda t, m: [suite(t, edit=metric("{function: 'm.py:f'}"), files={"m.py": "def f(p, r):\n    return 'yes'\n"})],
+     ["metric f", "returned str"]),
+    ("suite data file missing", "validate", lambda t, m: [suite(t, edit=lambda s: s.replace("dev.jsonl", "gone.jsonl"))],
+     ["gone.jsonl", "no such data file"]),
+    ("suite regex does not compile", "validate", lambda t, m: [suite(t, edit=metric("{name: regex, pattern: '(['}"))],
+     ["suite.yaml", "metrics.1", "regular expression"]),
+    ("suite template has a lone brace", "validate", lambda t, m: [suite(t, edit=lambda s: s.replace("{text}", "{text} {"))],
+     ["suite.yaml", "prompt.user", "{{"]),
+    ("suite data line is truncated JSON", "validate", lambda t, m: [suite(t, rows=[*FIRST_ROWS, '{"id": "x", "te'])],
+     ["dev.jsonl", "line 3", "malformed JSON"]),
+    ("YAML file is binary", "validate", lambda t, m: [file_with(t, "bin.yaml", b"\xff\xfe\x00\x01rules")], ["bin.yaml", "UTF-8"]),
+    ("YAML file is empty", "validate", lambda t, m: [file_with(t, "empty.yaml", b"")], ["empty.yaml", "mapping"]),
+    ("gate rule with threshold and regression", "validate", lambda t, m: [gate_rules(t)], ["gates.yaml", "rules.0", "exactly one"]),
+    # eval
+    ("eval limit 0", "eval", lambda t, m: ["--base", m, "--suite", "mmlu", "--limit", "0", "--out", t / "o"], ["--limit 0"]),
+    ("eval limit -1", "eval", lambda t, m: ["--base", m, "--suite", "mmlu", "--limit", "-1", "--out", t / "o"], ["--limit -1"]),
+    ("eval unknown suite", "eval", lambda t, m: ["--base", m, "--suite", "nosuch", "--out", t / "o"], ["--suite nosuch"]),
+    ("eval adapter without a name", "eval", lambda t, m: ["--base", m, "--suite", "mmlu", "--adapter", t], ["--adapter", "NAME=PATH"]),
+    ("eval adapter directory missing", "eval", lambda t, m: ["--base", m, "--suite", "mmlu", "--adapter", f"a={t / 'gone'}", "--out", t / "o"],
+     ["--adapter a=", "gone", "adapter_config.json"]),
+    ("eval adapter config is not JSON", "eval",
+     lambda t, m: ["--base", m, "--suite", "mmlu", "--adapter", f"a={broken_adapter(t)}", "--out", t / "o"],
+     ["adapter_config.json", "not valid JSON"]),
+    ("eval out is a file", "eval", lambda t, m: ["--base", m, "--suite", "mmlu", "--out", file_with(t, "f", b"x")], ["--out", "not a directory"]),
+    ("eval out holds a corrupt items.parquet", "eval", lambda t, m: ["--base", m, "--suite", "mmlu", "--limit", "2", "--out", results(t)],
+     ["items.parquet", "not a readable"]),
+    ("eval base .gguf that is not GGUF", "eval",
+     lambda t, m: ["--base", file_with(t, "m.gguf", b"not a model"), "--suite", "mmlu", "--out", t / "o"], ["m.gguf", "not a GGUF"]),
+    ("eval base directory with a broken config.json", "eval",
+     lambda t, m: ["--base", file_with(t, "config.json", b"{").parent, "--suite", "mmlu", "--out", t / "o"], ["config.json", "not valid JSON"]),
+    ("eval dtype float16", "eval", lambda t, m: ["--base", m, "--suite", "mmlu", "--dtype", "float16"], ["--dtype float16"]),
+    ("eval unknown backend", "eval", lambda t, m: ["--base", m, "--suite", "mmlu", "--backend", "tpu"], ["--backend tpu"]),
+    # train
+    ("train data missing", "train", lambda t, m: ["--base", m, "--data", t / "none.jsonl", "--n-samples", "4", "--out", t / "a"],
+     ["none.jsonl", "no such data file"]),
+    ("train data is binary", "train",
+     lambda t, m: ["--base", m, "--data", file_with(t, "d.jsonl", b"\x89PNG\r\n\x1a\n\xff"), "--n-samples", "4", "--out", t / "a"],
+     ["d.jsonl", "UTF-8"]),
+    ("train zero samples", "train", lambda t, m: ["--base", m, "--data", TRAIN, "--n-samples", "0", "--out", t / "a"],
+     ["--n-samples", "greater than 0"]),
+    ("train rank zero", "train", lambda t, m: ["--base", m, "--data", TRAIN, "--n-samples", "4", "--lora-r", "0", "--out", t / "a"],
+     ["--lora-r", "greater than 0"]),
+    ("train out exists", "train", lambda t, m: ["--base", m, "--data", TRAIN, "--n-samples", "4", "--out", t], ["--out", "already exists"]),
+    ("train dtype unknown", "train", lambda t, m: ["--base", m, "--data", TRAIN, "--n-samples", "4", "--dtype", "fp8", "--out", t / "a"],
+     ["--dtype", "fp8"]),
+    # gate
+    ("gate results directory without results", "gate", lambda t, m: ["--rules", GATES, "--results", t], ["--results", "items.parquet"]),
+    ("gate scores.json truncated", "gate", lambda t, m: ["--rules", GATES, "--results", results(t, scores='{"scores": [')],
+     ["scores.json", "not valid JSON"]),
+    ("gate rules file missing", "gate", lambda t, m: ["--rules", t / "none.yaml", "--results", t], ["none.yaml", "no such"]),
+    ("gate neither results nor study", "gate", lambda t, m: ["--rules", GATES], ["--results", "--study"]),
+    # report, leaderboard, sweep
+    ("report unknown study", "report", lambda t, m: ["nosuchstudy"], ["nosuchstudy", "journal.log"]),
+    ("leaderboard unknown study", "leaderboard", lambda t, m: ["nosuchstudy"], ["nosuchstudy"]),
+    ("sweep zero workers", "sweep", lambda t, m: [sweep(t), "--workers", "0"], ["--workers 0"]),
+    ("sweep unknown tracker", "sweep", lambda t, m: [sweep(t), "--tracker", "wandb"], ["--tracker wandb"]),
+    ("sweep file names a missing suite", "sweep", lambda t, m: [sweep(t, suite=t / "none.yaml")], ["none.yaml", "no such file"]),
+    # humaneval, serve, models
+    ("humaneval samples lack a field", "humaneval", lambda t, m: ["grade", file_with(t, "s.jsonl", b'{"task_id": "HumanEval/0"}\n')],
+     ["s.jsonl", "line 1", "completion"]),
+    ("humaneval unknown task", "humaneval",
+     lambda t, m: ["grade", file_with(t, "s.jsonl", b'{"task_id": "HumanEval/999", "completion": "x"}\n')], ["HumanEval/999"]),
+    ("serve adapter without a path", "serve", lambda t, m: ["--base", m, "--adapter", "a="], ["--adapter a=", "NAME=PATH"]),
+    ("models prepare a file that is not GGUF", "models", lambda t, m: ["prepare", file_with(t, "x.gguf", b"GGML")], ["x.gguf", "not a GGUF"]),
+]
+
+
+@pytest.mark.parametrize(("case", "command", "argv", "expect"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_one_line_and_loads_nothing(case, command, argv, expect, tiny_model, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    args = [command, *map(str, argv(work, tiny_model))]
+    imports = tmp_path / "imports.txt"
+    env = {**os.environ, "HARNESS_TEST_IMPORTS": str(imports), "HARNESS_REEXEC": "1", "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-c", WRAPPER, *args], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stderr[-2000:]}"
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: "), proc.stderr
+    for text in expect:
+        assert text in errors[0], f"{text!r} not in {errors[0]!r}"
+    assert imports.read_text() == "", f"loaded {imports.read_text()} before rejecting the input"
+
+
+def test_the_table_covers_every_command():
+    commands = {command for _, command, _, _ in CASES}
+    assert {"validate", "eval", "train", "gate", "report", "leaderboard", "sweep", "humaneval", "serve", "models"} <= commands
+    assert len(CASES) >= 30
+
+
+def test_gate_json_is_strict_even_with_nan_results(tmp_path):
+    """A NaN result fails the gate (fail closed) and its verdict file is still standard JSON."""
+    import pandas as pd
+
+    folder = tmp_path / "r"
+    folder.mkdir()
+    pd.DataFrame([{"candidate": c, "candidate_hash": c, "suite": "extraction", "suite_version": "v", "item_id": str(i), "prediction": "",
+                   "reference": "", "score": float("nan"), "metrics": '{"field_f1": NaN}', "tokens": 1, "extra": "{}", "backend": "hf",
+                   "dtype": "float32"} for c in ("base", "a") for i in range(3)]).to_parquet(folder / "items.parquet")
+    (folder / "scores.json").write_text('{"scores": []}')
+    rules = gate_rules(tmp_path, "rules:\n  - {metric: extraction.field_f1, threshold: 0.5}\n")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "gate", "--rules", str(rules), "--results", str(folder), "--candidate", "a",
+                           "--json", str(tmp_path / "v.json")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    verdict = json.loads((tmp_path / "v.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert verdict["passed"] is False and verdict["rules"][0]["value"] is None
