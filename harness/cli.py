@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import UserError
@@ -93,7 +94,7 @@ def _train(base: str, out: Path, **fields) -> None:
     try:
         record = train(resolve_base(base), cfg, out)
     except TrainingFailed as failure:
-        err_console.print(f"training failed: {failure.reason} (record: {failure.record_path})")
+        err_console.print(f"training failed: {escape(failure.reason)} (record: {failure.record_path})")
         raise typer.Exit(1) from None
     loss = record["heldout_loss"]
     console.print(
@@ -193,7 +194,7 @@ def eval_cmd(
         engine.close()
     _print_scores(summary, suites)
     for f in failures:
-        err_console.print(f"[red]suite {f.suite} failed[/]: {f.reason}")
+        err_console.print(f"[red]suite {f.suite} failed[/]: {escape(f.reason)}")
     console.print(f"wrote {out / store.ITEMS} and {out / store.SCORES}")
     if failures:
         raise typer.Exit(1)
@@ -292,7 +293,7 @@ def sweep(
     failed_workers = extra.wait()
     outcome = worker.outcome()
     for line in outcome.failure_lines():
-        err_console.print(line)
+        err_console.print(line, markup=False, highlight=False)
     console.print(f"study {cfg.study}: {outcome.completed} complete trials besides the base in {store.study_dir(cfg.study)}/")
     if failed_workers:
         err_console.print(f"{len(failed_workers)} extra worker(s) failed; see {', '.join(map(str, failed_workers))}")
@@ -347,6 +348,57 @@ def leaderboard(
         raise UserError(f"--format {format}: expected table, md, csv or json")
 
 
+@app.command("forecast")
+def forecast_cmd(
+    study: Annotated[str | None, typer.Argument(help="a sweep study (or give --items)")] = None,
+    metric: Annotated[str, typer.Option(help="SUITE.METRIC to forecast, e.g. extraction.field_f1")] = "",
+    items: Annotated[Path | None, typer.Option(help="CSV or Parquet: n_samples, item_id, score (optional group) instead of a study")] = None,
+    storage: Annotated[str | None, typer.Option(help="the study's storage URL (default: its journal under runs/)")] = None,
+    target: Annotated[float | None, typer.Option(help="samples needed to reach this score (within [0, 1])")] = None,
+    at: Annotated[list[int], typer.Option(help="predict the score at N samples; repeatable")] = [],
+    group: Annotated[str | None, typer.Option(help="study: PARAM=VALUE (default: the best configuration at each n); "
+                                                   "items: a value of the group column")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the forecast as JSON")] = None,
+):
+    """Fit the learning curve (score vs training samples) and forecast: plateau, score at N, samples for a target."""
+    from harness import store
+    from harness.runtime.files import write_json
+    from harness.select import forecast as fc
+
+    if not metric:
+        raise UserError("--metric: give SUITE.METRIC (e.g. extraction.field_f1)")
+    if (study is None) == (items is None):
+        raise UserError("harness forecast: give exactly one of STUDY or --items FILE")
+    if target is not None and not 0 <= target <= 1:
+        raise UserError(f"--target {target}: must be within [0, 1] (a score's range)")
+    if bad := [n for n in at if n < 1]:
+        raise UserError(f"--at {bad[0]}: must be at least 1")
+    if items is not None:
+        frame = fc.read_items_file(items)
+        if "group" in frame:
+            groups = sorted(frame.group.astype(str).unique())
+            if group is None and len(groups) > 1:
+                raise UserError(f"--items {items}: holds groups {', '.join(groups)}; choose one with --group")
+            if group is not None:
+                frame = frame[frame.group.astype(str) == group]
+                if frame.empty:
+                    raise UserError(f"--group {group}: not a group of {items} (it has: {', '.join(groups)})")
+    else:
+        frame = fc.study_items(store.load_study(study, storage), metric, group)
+    result = fc.forecast(fc.Curve.from_items(frame), metric, target, at)
+    table = Table("n_samples", "mean", "95% CI", "items", title=f"{metric}: learning curve ({result.model} fit)")
+    for p in result.points:
+        table.add_row(str(p["n"]), f"{p['mean']:.4f}", f"[{p['ci'][0]:.4f}, {p['ci'][1]:.4f}]", str(p["n_items"]))
+    for row in result.at:
+        table.add_row(f"{row['n']} (forecast)", f"{row['estimate']:.4f}", f"[{row['ci'][0]:.4f}, {row['ci'][1]:.4f}]", "")
+    console.print(table)
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False)
+    console.print(result.sentence(), markup=False, highlight=False)
+    if json_out:
+        write_json(json_out, result.as_json())
+
+
 @app.command()
 def gate(
     rules: Annotated[Path, typer.Option(help="gate rules YAML (see suites/gates.yaml)")],
@@ -381,7 +433,7 @@ def gate(
         raise typer.Exit(1)
     console.print(f"gate passed for {outcome.candidate}")
     if outcome.promotion_error:
-        err_console.print(f"promotion of {outcome.candidate} failed: {outcome.promotion_error}")
+        err_console.print(f"promotion of {outcome.candidate} failed: {escape(outcome.promotion_error)}")
         raise typer.Exit(1)
     if outcome.promotion:
         record = outcome.promotion

@@ -194,13 +194,36 @@ def storage_for(study: str, url: str | None = None):
         # the loser retries and finds them made.
         for attempt in range(5):
             try:
-                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+                return optuna.storages.RDBStorage(_with_driver(url), engine_kwargs={"pool_pre_ping": True})
+            except ImportError as err:
+                raise UserError(f"--storage {shown_url(url)}: no database driver for it ({err.__cause__ or err})") from None
             except Exception as err:  # noqa: BLE001 - sqlalchemy/alembic integrity and operational errors
                 if attempt == 4:
-                    raise
-                log.info("storage schema creation raced (%s); retrying", type(err).__name__)
+                    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+                    raise UserError(f"--storage {shown_url(url)}: cannot open the study storage: {first}") from None
+                log.debug("storage schema creation raced (%s); retrying", type(err).__name__)
                 time.sleep(0.5 + attempt)
-    raise UserError(f"--storage {url}: expected a URL starting with {', '.join(STORAGE_SCHEMES)} (or nothing: a journal file under runs/)")
+    raise UserError(f"--storage {shown_url(url)}: expected a URL starting with {', '.join(STORAGE_SCHEMES)} (or nothing: a journal file under runs/)")
+
+
+def _with_driver(url: str) -> str:
+    """SQLAlchemy 2.1 reads a plain postgresql:// as psycopg (3); we install psycopg2 (the `postgres` extra)."""
+    if url.startswith("postgresql://"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
+def shown_url(url: str) -> str:
+    """A storage URL fit for logs and errors: any password replaced by ***."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL sqlalchemy can parse: show only its scheme
+        return url.split(":", 1)[0] + ":..."
 
 
 class TrialAttr:

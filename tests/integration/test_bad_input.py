@@ -184,6 +184,8 @@ CASES = [
     ("sweep zero workers", "sweep", lambda t, m: [sweep(t), "--workers", "0"], ["--workers 0"]),
     ("sweep unknown tracker", "sweep", lambda t, m: [sweep(t), "--tracker", "wandb"], ["--tracker wandb"]),
     ("sweep file names a missing suite", "sweep", lambda t, m: [sweep(t, suite=t / "none.yaml")], ["none.yaml", "no such file"]),
+    ("sweep storage unreachable (password hidden)", "sweep",
+     lambda t, m: [sweep(t), "--storage", "postgresql://harness:s3cret@127.0.0.1:9/db"], ["--storage", "harness:***@127.0.0.1", "cannot open"]),
     # humaneval, serve, models
     ("humaneval samples lack a field", "humaneval", lambda t, m: ["grade", file_with(t, "s.jsonl", b'{"task_id": "HumanEval/0"}\n')],
      ["s.jsonl", "line 1", "completion"]),

@@ -208,7 +208,7 @@ def postgres_url():
                     f"-c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c unix_socket_directories={root}", "start"],
                    check=True, capture_output=True)
     try:
-        yield f"postgresql+psycopg2://harness@127.0.0.1:{port}/postgres"
+        yield f"postgresql://harness@127.0.0.1:{port}/postgres"  # as the README writes it (no driver named)
     finally:
         subprocess.run([*as_pg, pg / "pg_ctl", "-D", root / "db", "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
