@@ -24,6 +24,7 @@ EXTRA = [
      "--table", "multi_adapter-generation"],                            # W1 with generation, ~13 min
     ["lmeval_agreement.py"],
     ["train_throughput.py"],
+    ["forecast_accuracy.py", "--n", "16,32,64,128,512", "--fit-max", "128", "--items", "50"],  # W5, ~20 min
 ]
 
 if __name__ == "__main__":

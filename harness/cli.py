@@ -310,15 +310,30 @@ def report(
     out: Annotated[Path | None, typer.Option(help="default: reports/<study>")] = None,
     pick: Annotated[str, typer.Option(help="cheapest-tied (default) | best-mean")] = "cheapest-tied",
     alpha: Annotated[float, typer.Option(help="significance level of the paired tests (Holm-corrected)")] = 0.05,
+    target: Annotated[str | None, typer.Option(help="SUITE.METRIC=VALUE: forecast the samples needed to reach it")] = None,
 ):
-    """Leaderboards (HTML with plots, Markdown, CSV), tidy results and best.json for a study."""
+    """Leaderboards (HTML with plots, Markdown, CSV), the learning-curve forecast, tidy results and best.json for a study."""
     from harness import store
     from harness.select import report as reporting
 
     if pick not in ("cheapest-tied", "best-mean"):
         raise UserError(f"--pick {pick}: expected cheapest-tied or best-mean")
+    if not 0 < alpha < 1:
+        raise UserError(f"--alpha {alpha}: must be between 0 and 1")
+    goal = None
+    if target is not None:
+        metric, sep, value = target.rpartition("=")
+        try:
+            goal = (metric, float(value))
+        except ValueError:
+            goal = None
+        if not sep or "." not in metric or goal is None or not 0 <= goal[1] <= 1:
+            raise UserError(f"--target {target}: expected SUITE.METRIC=VALUE with VALUE within [0, 1]")
     out = out or store.report_dir(study)
-    best = reporting.write(store.load_study(study, storage), out, pick, alpha)
+    best = reporting.write(store.load_study(study, storage), out, pick, alpha, goal)
+    console.print(reporting.verdict(best), markup=False, highlight=False)
+    if "forecast" in best:
+        console.print(best["forecast"]["sentence"], markup=False, highlight=False)
     console.print(f"pick: {best['candidate']} (objective {best['objective']:.4f}); report in {out}/index.html")
 
 

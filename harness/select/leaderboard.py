@@ -1,5 +1,6 @@
 """The leaderboard: one row per candidate, base first, then by objective; each suite's headline
-metric with its 95% CI and its paired difference from the base (`*`: significant at alpha)."""
+metric with its 95% CI and its paired difference from the base, marked ▲ (significantly better),
+▼ (significantly worse) or ≈ (not significant) by a paired sign-flip test at alpha."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ import pandas as pd
 
 from harness.stats import mean_ci, paired_difference
 from harness.store import StudyData
+
+MARKS_LEGEND = "Δ vs base: ▲ significantly better, ▼ significantly worse, ≈ not significant (paired sign-flip test, alpha {alpha:g})"
+
+
+def delta_mark(diff: float, p_value: float, alpha: float) -> str:
+    if not p_value < alpha:  # NaN (no shared items) counts as not significant
+        return "≈"
+    return "▲" if diff > 0 else "▼"
 
 
 def leaderboard(data: StudyData, alpha: float = 0.05) -> pd.DataFrame:
@@ -27,7 +36,7 @@ def leaderboard(data: StudyData, alpha: float = 0.05) -> pd.DataFrame:
                 deltas.append("")
                 continue
             d = paired_difference(values[(c, suite)], values[("base", suite)])
-            deltas.append(f"{d['diff']:+.3f}{'*' if d['p_value'] < alpha else ''}")
+            deltas.append(f"{d['diff']:+.3f} {delta_mark(d['diff'], d['p_value'], alpha)}")
         board[f"Δ{suite} vs base"] = deltas
     direction = (data.meta.get("directions") or ["maximize"])[0]
     rest = board[~board.is_base].sort_values("objective", ascending=direction == "minimize")

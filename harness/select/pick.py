@@ -8,7 +8,7 @@ turns this off). The rule and the runner-up are written into best.json and the r
 
 from __future__ import annotations
 
-from harness.stats import mean_ci, paired_difference
+from harness.stats import mean_ci, paired_difference, weighted_paired_difference
 from harness.store import StudyData
 
 
@@ -37,6 +37,7 @@ def pick(data: StudyData, rule: str = "cheapest-tied", alpha: float = 0.05) -> d
         pool = pool.assign(_base_last=pool.is_base.astype(int))  # the base costs nothing but is not a fine-tune
         chosen = pool.sort_values(["_base_last", *cost_cols, "objective"], ascending=[True] * (1 + len(cost_cols)) + [direction == "minimize"]).iloc[0]
     runner_up = top if chosen.candidate != top.candidate else (ranked.iloc[1] if len(ranked) > 1 else None)
+    versus = versus_base(data, ranked, weights, values, direction, alpha)
     scores = {s: mean_ci(values[(chosen.candidate, s)]) for (c, s) in values if c == chosen.candidate}
     return {
         "study": data.name,
@@ -49,8 +50,28 @@ def pick(data: StudyData, rule: str = "cheapest-tied", alpha: float = 0.05) -> d
                  f"cheapest (fewest n_samples, then smallest lora_r) among candidates not significantly worse than the top "
                  f"on any weighted suite (paired sign-flip test, Holm-corrected, alpha={alpha})"),
         "tied_with_top": tied,
+        # Is any candidate significantly better than the base model on the objective (Holm over candidates)?
+        "beats_base": None if versus is None else any(v["better"] for v in versus.values()),
+        "vs_base": None if versus is None else versus.get(chosen.candidate),
         "runner_up": None if runner_up is None else {"candidate": runner_up.candidate, "objective": float(runner_up.objective)},
     }
+
+
+def versus_base(data: StudyData, ranked, weights: dict, values: dict, direction: str, alpha: float) -> dict | None:
+    """Each candidate vs the base on the weighted objective: difference, CI, p (Holm-corrected over
+    candidates), and whether it is significantly better. None when the study has no base trial."""
+    if not ranked.is_base.any():
+        return None
+    sign = 1 if direction == "maximize" else -1
+    tests = {}
+    for cand in ranked.candidate[~ranked.is_base]:
+        pairs = [(values[(cand, s)], values[("base", s)], w) for s, w in weights.items() if (cand, s) in values and ("base", s) in values]
+        tests[cand] = weighted_paired_difference(pairs, alpha)
+    # One-sided: only a difference in the objective's own direction can make a candidate better.
+    pvalues = [t["p_value"] if sign * t["diff"] > 0 else 1.0 for t in tests.values()]
+    adjusted = holm([1.0 if p != p else p for p in pvalues])  # NaN (nothing paired): never significant
+    return {cand: {"diff": t["diff"], "ci": [t["ci_low"], t["ci_high"]], "p_value": t["p_value"], "p_holm": p, "better": p < alpha}
+            for (cand, t), p in zip(tests.items(), adjusted, strict=True)}
 
 
 def holm(pvalues: list[float]) -> list[float]:

@@ -6,13 +6,16 @@ results.parquet (one row per candidate x suite x metric) and best.json (the pick
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 import optuna
 import pandas as pd
 
+from harness.errors import UserError
 from harness.runtime.files import atomic_path, atomic_write, write_json
-from harness.select.leaderboard import leaderboard
+from harness.select.forecast import Curve, Forecast, forecast, study_items
+from harness.select.leaderboard import MARKS_LEGEND, leaderboard
 from harness.select.pick import pick
 from harness.stats import summarize
 from harness.store import BEST, StudyData
@@ -28,7 +31,38 @@ def tidy_results(data: StudyData) -> pd.DataFrame:
 # ---------------------------------------------------------------- files and plots
 
 
-def figures(data: StudyData, board: pd.DataFrame) -> list[tuple[str, object]]:
+def curve_metric(data: StudyData, target: tuple[str, float] | None) -> str | None:
+    """SUITE.METRIC of the learning curve: the target's, else the headline of the most weighted suite."""
+    if target is not None:
+        return target[0]
+    weights, headline = data.meta.get("weights", {}), data.meta.get("headline", {})
+    suites = sorted(set(data.items.suite)) if len(data.items) else []
+    if not suites:
+        return None
+    task = max(suites, key=lambda s: weights.get(s, 0))
+    return f"{task}.{headline.get(task) or 'score'}"
+
+
+def learning_curve(data: StudyData, target: tuple[str, float] | None) -> tuple[str | None, Forecast | None, str]:
+    """(metric, forecast or None, a sentence for the page). Needs trials at 3 or more n_samples."""
+    metric = curve_metric(data, target)
+    if metric is None or "n_samples" not in data.trials:
+        return metric, None, ""
+    sizes = sorted(set(data.trials[~data.trials.is_base].n_samples.dropna()))
+    if len(sizes) < 3:
+        return metric, None, (f"Learning curve: the trials cover {len(sizes)} training size(s) ({', '.join(f'{n:g}' for n in sizes)}); "
+                              "a forecast needs 3 or more.")
+    try:
+        result = forecast(Curve.from_items(study_items(data, metric)), metric, target[1] if target else None, [int(4 * sizes[-1])])
+    except UserError as err:
+        if target is not None:  # asked for: the user must hear why not
+            raise
+        return metric, None, f"Learning curve: no forecast ({'; '.join(err.lines)})."
+    return metric, result, f"Forecast ({result.model} fit, best configuration at each size): {result.sentence()}"
+
+
+def figures(data: StudyData, board: pd.DataFrame, curve: tuple) -> list[tuple[str, object]]:
+    import numpy as np
     import plotly.graph_objects as go
 
     figs = []
@@ -36,19 +70,33 @@ def figures(data: StudyData, board: pd.DataFrame) -> list[tuple[str, object]]:
     suites = [c for c in sorted({s for s in data.items.suite.unique()})] if len(data.items) else []
     task = max(suites, key=lambda s: weights.get(s, 0)) if suites else None
     trials = board[~board.is_base]
-    if task and {"n_samples", "lora_r"} <= set(trials.columns) and len(trials):
+    metric, result, _ = curve
+    if result is not None:
         fig = go.Figure()
-        for rank, group in trials.groupby("lora_r"):
-            best = group.sort_values(task, ascending=False).groupby("n_samples", as_index=False).first().sort_values("n_samples")
-            lows, highs = best[f"{task} ci_low"], best[f"{task} ci_high"]
-            fig.add_trace(go.Scatter(x=list(best.n_samples) + list(best.n_samples[::-1]), y=list(highs) + list(lows[::-1]),
-                                     fill="toself", opacity=0.2, line={"width": 0}, showlegend=False, hoverinfo="skip"))
-            fig.add_trace(go.Scatter(x=best.n_samples, y=best[task], mode="lines+markers", name=f"r={int(rank)}"))
-        base_value = board[board.is_base][task].iloc[0] if board.is_base.any() else None
-        if base_value is not None and not pd.isna(base_value):
-            fig.add_hline(y=base_value, line_dash="dot", annotation_text="base")
-        fig.update_layout(title=f"Learning curve: {task} vs training samples (best trial per point, 95% CI band)",
-                          xaxis_title="n_samples", yaxis_title=task)
+        xs = np.geomspace(result.points[0]["n"], 4 * result.points[-1]["n"], 80)
+        fitted, low, high = result.curve(xs)
+        fig.add_trace(go.Scatter(x=list(xs) + list(xs[::-1]), y=list(high) + list(low[::-1]), fill="toself", opacity=0.2,
+                                 line={"width": 0}, name="fit 95% band", hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=xs, y=fitted, mode="lines", name=f"fit ({result.model})", line={"dash": "dash"}))
+        fig.add_trace(go.Scatter(x=[p["n"] for p in result.points], y=[p["mean"] for p in result.points], mode="markers", name="trials",
+                                 error_y={"type": "data", "symmetric": False, "array": [p["ci"][1] - p["mean"] for p in result.points],
+                                          "arrayminus": [p["mean"] - p["ci"][0] for p in result.points]}))
+        suite, _, name = metric.rpartition(".")
+        base = data.headline_values().get(("base", suite)) if data.meta.get("headline", {}).get(suite) == name else None
+        if base is not None and len(base):
+            fig.add_hline(y=float(base.mean()), line_dash="dot", annotation_text="base model")
+        if result.target is not None:
+            fig.add_hline(y=result.target["value"], line_color="firebrick", annotation_text=f"target {result.target['value']:g}")
+        fig.update_layout(title=f"Learning curve: {metric} vs training samples, extrapolated to 4x the data (95% CIs)",
+                          xaxis_title="n_samples", xaxis_type="log", yaxis_title=metric)
+        figs.append(("learning-curve", fig))
+    elif task and "n_samples" in trials and len(trials):
+        best = trials.sort_values(task, ascending=False).groupby("n_samples", as_index=False).first().sort_values("n_samples")
+        fig = go.Figure(go.Scatter(x=best.n_samples, y=best[task], mode="lines+markers", name="best trial",
+                                   error_y={"type": "data", "symmetric": False, "array": best[f"{task} ci_high"] - best[task],
+                                            "arrayminus": best[task] - best[f"{task} ci_low"]}))
+        fig.update_layout(title=f"Learning curve: {task} vs training samples (best trial per size, 95% CI)", xaxis_title="n_samples",
+                          yaxis_title=task)
         figs.append(("learning-curve", fig))
     if task and "learning_rate" in trials and len(trials):
         fig = go.Figure(go.Scatter(x=trials.learning_rate, y=trials[task], mode="markers", text=trials.candidate,
@@ -77,29 +125,51 @@ def figures(data: StudyData, board: pd.DataFrame) -> list[tuple[str, object]]:
     return figs
 
 
-def write(data: StudyData, out: Path, rule: str = "cheapest-tied", alpha: float = 0.05) -> dict:
+def verdict(best: dict) -> str:
+    """The report's first line: does anything beat the base model?"""
+    if best.get("beats_base") is None:
+        return "No base model in this study to compare with."
+    vs = best.get("vs_base") or {}
+    if not best["beats_base"]:
+        return ("No candidate beats the base model significantly on the objective (paired tests, Holm-corrected); "
+                "the pick below is the rule's choice, not an improvement.")
+    return (f"{best['candidate']} beats the base model: objective {vs['diff']:+.4f} "
+            f"(95% CI {vs['ci'][0]:+.4f} to {vs['ci'][1]:+.4f}, Holm-corrected p {vs['p_holm']:.3g}).")
+
+
+def write(data: StudyData, out: Path, rule: str = "cheapest-tied", alpha: float = 0.05, target: tuple[str, float] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     board = leaderboard(data, alpha)
     best = pick(data, rule, alpha)
+    curve = learning_curve(data, target)
+    if curve[1] is not None:
+        best["forecast"] = {**curve[1].as_json(), "sentence": curve[2]}
     shown = board.drop(columns=["number", "is_base", "start", "complete", "adapter", "dir"], errors="ignore")
     shown.insert(0, "", ["★ base" if b else ("✔ pick" if c == best["candidate"] else "") for b, c in zip(board.is_base, board.candidate)])
+    legend = MARKS_LEGEND.format(alpha=alpha)
     atomic_write(out / "leaderboard.csv", shown.to_csv(index=False))
-    atomic_write(out / "leaderboard.md", f"# {data.name}: leaderboard\n\n" + shown.to_markdown(index=False, floatfmt=".4g") + "\n")
+    atomic_write(out / "leaderboard.md", f"# {data.name}: leaderboard\n\n{verdict(best)}\n\n"
+                 + shown.to_markdown(index=False, floatfmt=".4g") + f"\n\n{legend}\n" + (f"\n{curve[2]}\n" if curve[2] else ""))
     with atomic_path(out / "results.parquet") as tmp:
         tidy_results(data).to_parquet(tmp, index=False)
     write_json(out / BEST, best)
-    parts = [f"<h1>{data.name}</h1>", f"<p><b>Pick: {best['candidate']}</b> (objective {best['objective']:.4f}). Rule: {best['rule']}. "
-             f"Tied with the top: {', '.join(best['tied_with_top'])}. "
-             + (f"Runner-up: {best['runner_up']['candidate']} (objective {best['runner_up']['objective']:.4f}).</p>" if best["runner_up"] else "</p>"),
-             "<h2>Leaderboard</h2>", shown.to_html(index=False, table_id="leaderboard", float_format=lambda v: f"{v:.4g}")]
+    parts = [f"<h1>{escape(data.name)}</h1>", f"<p id='verdict'><b>{escape(verdict(best))}</b></p>",
+             f"<p><b>Pick: {escape(best['candidate'])}</b> (objective {best['objective']:.4f}). Rule: {escape(best['rule'])}. "
+             f"Tied with the top: {escape(', '.join(best['tied_with_top']))}. "
+             + (f"Runner-up: {escape(best['runner_up']['candidate'])} (objective {best['runner_up']['objective']:.4f}).</p>"
+                if best["runner_up"] else "</p>")]
+    if curve[2]:
+        parts.append(f"<p id='forecast'>{escape(curve[2])}</p>")
+    parts += ["<h2>Leaderboard</h2>", shown.to_html(index=False, table_id="leaderboard", float_format=lambda v: f"{v:.4g}"),
+              f"<p>{escape(legend)}</p>"]
     if "rungs" in board:
         parts.append("<p>Multi-fidelity: <i>rungs</i> lists the n_samples each trial was trained on in turn; each arrow is "
                      "a promotion by the pruner, and pruned trials are listed below with the rung they stopped at.</p>")
     if len(data.failed):
         parts += ["<h2>Failed and pruned trials</h2>", data.failed.to_html(index=False, table_id="failed")]
-    for i, (name, fig) in enumerate(figures(data, board)):
+    for i, (name, fig) in enumerate(figures(data, board, curve)):
         parts.append(f'<div class="plot" id="plot-{name}">' + fig.to_html(full_html=False, include_plotlyjs=i == 0) + "</div>")
-    html = ("<!doctype html><html><head><meta charset='utf-8'><title>harness report: " + data.name + "</title>"
+    html = ("<!doctype html><html><head><meta charset='utf-8'><title>harness report: " + escape(data.name) + "</title>"
             "<style>body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:13px}"
             "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>" + "\n".join(parts) + "</body></html>")
     atomic_write(out / "index.html", html)
