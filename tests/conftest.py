@@ -173,3 +173,78 @@ def constructed(tmp_path, monkeypatch):
     return tmp_path
 
 
+
+
+# ---------------------------------------------------------------- constructed results and a gated study (no model)
+
+RULES = """
+rules:
+  - {metric: extraction.field_f1, threshold: 0.80, mode: %(mode)s}
+  - {metric: mmlu.acc, max_regression: 0.02, mode: confident}
+required_suites: [extraction, mmlu]
+"""
+
+
+def write_results(folder, per_candidate: dict, failures=()):
+    """per_candidate: {name: {suite: {metric: values}}} -> items.parquet + scores.json."""
+    rows = []
+    for cand, suites in per_candidate.items():
+        for suite, metrics in suites.items():
+            n = len(next(iter(metrics.values())))
+            for i in range(n):
+                m = {k: float(v[i]) for k, v in metrics.items()}
+                rows.append({"candidate": cand, "candidate_hash": f"h-{cand}", "suite": suite, "suite_version": "v1",
+                             "item_id": f"{suite}-{i}", "prediction": "", "reference": "", "score": next(iter(m.values())),
+                             "metrics": json.dumps(m), "tokens": 10, "extra": "{}", "backend": "hf", "dtype": "float32"})
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_parquet(folder / "items.parquet")
+    (folder / "scores.json").write_text(json.dumps({"scores": [], "failures": list(failures)}))
+    return folder
+
+
+def bern(p, n, seed):
+    return (np.random.default_rng(seed).random(n) < p).astype(float)
+
+
+def make_study(root, name: str, trials: dict) -> None:
+    """A real Optuna study in the layout `harness sweep` writes: trial 0 = base, items under runs/<study>/."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    runs = root / "runs" / name
+    runs.mkdir(parents=True)
+    storage = JournalStorage(JournalFileBackend(str(runs / "journal.log")))
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    study.set_user_attr("objective", {"weights": {"extraction": 1.0}, "headline": {"extraction": "field_f1", "mmlu": "acc"},
+                                      "directions": ["maximize"]})
+    dist = {"lora_r": optuna.distributions.CategoricalDistribution([4, 8]),
+            "n_samples": optuna.distributions.CategoricalDistribution([32, 64])}
+    for number, (cand, (params, suites)) in enumerate(trials.items()):
+        folder = write_results(runs / cand, {cand: suites})
+        adapter = folder / "adapter"
+        adapter.mkdir()
+        (adapter / "adapter_config.json").write_text("{}")
+        attrs = {"dir": str(folder), "adapter": None if cand == "base" else str(adapter)}
+        if cand == "base":
+            attrs["candidate"] = "base"
+        assert cand == "base" or cand == f"trial-{number}"
+        study.add_trial(optuna.trial.create_trial(params=params, distributions={k: dist[k] for k in params},
+                                                  value=float(np.mean(suites["extraction"]["field_f1"])), user_attrs=attrs))
+
+
+@pytest.fixture()
+def study_root(tmp_path):
+    mmlu = bern(0.5, 300, 1)
+    make_study(tmp_path, "s1", {
+        "base": ({}, {"extraction": {"field_f1": np.zeros(100)}, "mmlu": {"acc": mmlu}}),
+        "trial-1": ({"lora_r": 8, "n_samples": 64}, {"extraction": {"field_f1": np.full(100, 0.95)}, "mmlu": {"acc": mmlu}}),
+        "trial-2": ({"lora_r": 4, "n_samples": 32}, {"extraction": {"field_f1": np.full(100, 0.60)}, "mmlu": {"acc": mmlu}}),
+    })
+    (tmp_path / "rules.yaml").write_text(RULES % {"mode": "point"})
+    return tmp_path
+
+
+def gate_study(root, *extra):
+    return run_cli("gate", "--rules", "rules.yaml", "--study", "s1", "--json", "verdict.json", *extra, cwd=root)
+
+

@@ -98,7 +98,7 @@ def figures(data: StudyData, board: pd.DataFrame, curve: tuple) -> list[tuple[st
         fig.update_layout(title=f"Learning curve: {task} vs training samples (best trial per size, 95% CI)", xaxis_title="n_samples",
                           yaxis_title=task)
         figs.append(("learning-curve", fig))
-    if task and "learning_rate" in trials and len(trials):
+    if task and "learning_rate" in trials and trials.learning_rate.nunique() > 1:  # one rate: nothing to compare
         fig = go.Figure(go.Scatter(x=trials.learning_rate, y=trials[task], mode="markers", text=trials.candidate,
                                    marker={"color": trials.get("lora_r"), "showscale": True, "colorbar": {"title": "rank"}}))
         fig.update_layout(title=f"{task} vs learning rate", xaxis_type="log", xaxis_title="learning_rate", yaxis_title=task)

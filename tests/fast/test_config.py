@@ -97,7 +97,10 @@ def test_harness_train_has_one_flag_per_training_setting():
     ("", "n_samples: {type: int, low: -5, high: 10}", "space.n_samples: -5"),
     ("", "lora_dropout: {type: float, low: 0.5, high: 0.1}", "space.lora_dropout: low 0.5 > high 0.1"),
 ])
-def test_sweep_values_break_the_training_settings_own_rules_at_validate(tmp_path, train, space, expect):
+def test_sweep_values_break_the_training_settings_own_rules_at_load(tmp_path, train, space, expect):
+    """(The CLI's exit 2 for these is in tests/integration/test_bad_input.py.)"""
+    from harness import config
+
     base_space = {"lora_r": "{type: categorical, choices: [4, 8]}", "learning_rate": "{type: categorical, choices: [1e-3]}",
                   "n_samples": "{type: categorical, choices: [8]}"}
     if space:
@@ -106,6 +109,6 @@ def test_sweep_values_break_the_training_settings_own_rules_at_validate(tmp_path
     sweep = tmp_path / "s.yaml"
     sweep.write_text("study: s\ntrain: {data: train.jsonl" + (f", {train}" if train else "") + "}\nspace:\n"
                      + "".join(f"  {k}: {v}\n" for k, v in base_space.items()) + "suites: [{suite: mmlu}]\n")
-    proc = run_cli("validate", str(sweep))
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert str(sweep) in proc.stderr and expect in proc.stderr, proc.stderr
+    with pytest.raises(UserError) as err:
+        config.load(sweep, "sweep")
+    assert len(err.value.lines) == 1 and err.value.lines[0].startswith(str(sweep)) and expect in err.value.lines[0], err.value.lines

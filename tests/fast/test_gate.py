@@ -4,37 +4,8 @@ import json
 import xml.etree.ElementTree as ET
 
 import numpy as np
-import pandas as pd
 import pytest
-from conftest import run_cli
-
-RULES = """
-rules:
-  - {metric: extraction.field_f1, threshold: 0.80, mode: %(mode)s}
-  - {metric: mmlu.acc, max_regression: 0.02, mode: confident}
-required_suites: [extraction, mmlu]
-"""
-
-
-def write_results(folder, per_candidate: dict, failures=()):
-    """per_candidate: {name: {suite: {metric: values}}} -> items.parquet + scores.json."""
-    rows = []
-    for cand, suites in per_candidate.items():
-        for suite, metrics in suites.items():
-            n = len(next(iter(metrics.values())))
-            for i in range(n):
-                m = {k: float(v[i]) for k, v in metrics.items()}
-                rows.append({"candidate": cand, "candidate_hash": f"h-{cand}", "suite": suite, "suite_version": "v1",
-                             "item_id": f"{suite}-{i}", "prediction": "", "reference": "", "score": next(iter(m.values())),
-                             "metrics": json.dumps(m), "tokens": 10, "extra": "{}", "backend": "hf", "dtype": "float32"})
-    folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_parquet(folder / "items.parquet")
-    (folder / "scores.json").write_text(json.dumps({"scores": [], "failures": list(failures)}))
-    return folder
-
-
-def bern(p, n, seed):
-    return (np.random.default_rng(seed).random(n) < p).astype(float)
+from conftest import RULES, bern, gate_study, run_cli, write_results
 
 
 def gate(tmp_path, results, mode="point", *extra):
@@ -139,48 +110,6 @@ def test_bad_input_exits_2(tmp_path, good):
     assert proc.returncode == 2 and "threshhold" in proc.stderr
 
 
-def make_study(root, name: str, trials: dict) -> None:
-    """A real Optuna study in the layout `harness sweep` writes: trial 0 = base, items under runs/<study>/."""
-    import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    runs = root / "runs" / name
-    runs.mkdir(parents=True)
-    storage = JournalStorage(JournalFileBackend(str(runs / "journal.log")))
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
-    study.set_user_attr("objective", {"weights": {"extraction": 1.0}, "headline": {"extraction": "field_f1", "mmlu": "acc"},
-                                      "directions": ["maximize"]})
-    dist = {"lora_r": optuna.distributions.CategoricalDistribution([4, 8]),
-            "n_samples": optuna.distributions.CategoricalDistribution([32, 64])}
-    for number, (cand, (params, suites)) in enumerate(trials.items()):
-        folder = write_results(runs / cand, {cand: suites})
-        adapter = folder / "adapter"
-        adapter.mkdir()
-        (adapter / "adapter_config.json").write_text("{}")
-        attrs = {"dir": str(folder), "adapter": None if cand == "base" else str(adapter)}
-        if cand == "base":
-            attrs["candidate"] = "base"
-        assert cand == "base" or cand == f"trial-{number}"
-        study.add_trial(optuna.trial.create_trial(params=params, distributions={k: dist[k] for k in params},
-                                                  value=float(np.mean(suites["extraction"]["field_f1"])), user_attrs=attrs))
-
-
-@pytest.fixture()
-def study_root(tmp_path):
-    mmlu = bern(0.5, 300, 1)
-    make_study(tmp_path, "s1", {
-        "base": ({}, {"extraction": {"field_f1": np.zeros(100)}, "mmlu": {"acc": mmlu}}),
-        "trial-1": ({"lora_r": 8, "n_samples": 64}, {"extraction": {"field_f1": np.full(100, 0.95)}, "mmlu": {"acc": mmlu}}),
-        "trial-2": ({"lora_r": 4, "n_samples": 32}, {"extraction": {"field_f1": np.full(100, 0.60)}, "mmlu": {"acc": mmlu}}),
-    })
-    (tmp_path / "rules.yaml").write_text(RULES % {"mode": "point"})
-    return tmp_path
-
-
-def gate_study(root, *extra):
-    return run_cli("gate", "--rules", "rules.yaml", "--study", "s1", "--json", "verdict.json", *extra, cwd=root)
-
-
 def test_study_candidates_best_and_trial_n(study_root):
     proc = gate_study(study_root, "--candidate", "best")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -192,30 +121,3 @@ def test_study_candidates_best_and_trial_n(study_root):
     assert proc.returncode == 2 and "--candidate trial-9" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("gate", "--rules", "rules.yaml", "--study", "nope", cwd=study_root)
     assert proc.returncode == 2 and "study nope" in proc.stderr
-
-
-def test_promotion_only_on_pass_and_the_alias_moves(study_root):
-    from mlflow import MlflowClient
-
-    champion = study_root / "reports/s1/champion.json"
-    client = lambda: MlflowClient(f"sqlite:///{study_root / 'runs/mlflow.db'}")  # noqa: E731
-    proc = gate_study(study_root, "--candidate", "trial-2", "--promote")
-    assert proc.returncode == 1 and "not promoted" in proc.stderr and not champion.exists()
-    proc = gate_study(study_root, "--candidate", "trial-1", "--promote")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    record = json.loads(champion.read_text())
-    assert record["candidate"] == "trial-1" and record["mlflow"]["version"] == 1
-    version = client().get_model_version_by_alias("s1", "champion")
-    assert int(version.version) == 1 and version.tags["harness.candidate"] == "trial-1"
-    files = {f.path for f in client().list_artifacts(version.run_id)}
-    assert {"adapter", "results"} <= files
-    # The champion is now the default baseline: trial-2 regresses on extraction against it.
-    (study_root / "rules.yaml").write_text("rules:\n  - {metric: extraction.field_f1, max_regression: 0.05}\n")
-    proc = gate_study(study_root, "--candidate", "trial-2", "--promote")
-    assert proc.returncode == 1 and "trial-1" in json.loads((study_root / "verdict.json").read_text())["rules"][0]["detail"]
-    assert int(client().get_model_version_by_alias("s1", "champion").version) == 1
-    proc = gate_study(study_root, "--candidate", "trial-1", "--promote", "--baseline", "base")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert int(client().get_model_version_by_alias("s1", "champion").version) == 2
-    record = json.loads(champion.read_text())
-    assert record["mlflow"]["version"] == 2 and record["previous"]["mlflow"]["version"] == 1

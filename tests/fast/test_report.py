@@ -24,8 +24,8 @@ def test_holm_adjustment():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
 
 
-def test_report_files_and_leaderboard_formats(constructed):
-    proc = run_cli("report", "picked", cwd=constructed)
+def test_report_files_verdict_marks_forecast_and_leaderboard_formats(constructed):
+    proc = run_cli("report", "picked", "--target", "extraction.field_f1=0.89", cwd=constructed)
     assert proc.returncode == 0, proc.stderr
     out = constructed / "reports/picked"
     for name in ("index.html", "leaderboard.md", "leaderboard.csv", "results.parquet", "best.json"):
@@ -33,33 +33,26 @@ def test_report_files_and_leaderboard_formats(constructed):
     board = pd.read_csv(out / "leaderboard.csv")
     assert board.candidate.iloc[0] == "base" and board.iloc[0, 0] == "★ base"
     assert list(board.candidate[1:]) == ["trial-1", "trial-2", "trial-3"]  # sorted by objective
-    assert "Δextraction vs base" in board.columns and board["Δextraction vs base"].iloc[1].endswith(" ▲")
     assert board["extraction ci_low"].iloc[1] <= board["extraction"].iloc[1] <= board["extraction ci_high"].iloc[1]
+    # Every Δ-vs-base cell carries its mark; the first line says whether anything beats the base.
+    cells = list(board["Δextraction vs base"].dropna())
+    assert len(cells) == 3 and cells[0].endswith(" ▲") and all(c.endswith((" ▲", " ▼", " ≈")) for c in cells)
+    best = json.loads((out / "best.json").read_text())
+    assert best["beats_base"] is True and best["vs_base"]["better"] and best["vs_base"]["ci"][0] > 0
+    md = (out / "leaderboard.md").read_text()
+    assert md.splitlines()[2].startswith("trial-2 beats the base model") and "▲ significantly better" in md
     tidy = pd.read_parquet(out / "results.parquet")
     assert set(tidy.columns) >= {"candidate", "suite", "metric", "value", "ci_low", "ci_high", "n"}
+    # The learning curve: 3 sizes, a fit, the target's forecast in one sentence on the page.
+    assert [p["n"] for p in best["forecast"]["points"]] == [64, 256, 1024] and best["forecast"]["target"]["value"] == 0.89
     html = (out / "index.html").read_text()
+    assert "id='forecast'" in html and "extraction.field_f1 0.89" in html and 'id="plot-learning-curve"' in html
     import re
 
     assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']?(https?:)?//", html), "the report loads something from the network"
     assert html.count("<script") >= 5 and "Plotly.newPlot" in html
     as_json = run_cli("leaderboard", "picked", "--format", "json", cwd=constructed)
     assert json.loads(as_json.stdout)[0]["candidate"] == "base"
-
-
-def test_the_report_says_whether_anything_beats_the_base_and_marks_every_delta(constructed):
-    proc = run_cli("report", "picked", "--target", "extraction.field_f1=0.89", cwd=constructed)
-    assert proc.returncode == 0, proc.stderr
-    out = constructed / "reports/picked"
-    best = json.loads((out / "best.json").read_text())
-    assert best["beats_base"] is True and best["vs_base"]["better"] and best["vs_base"]["ci"][0] > 0
-    md = (out / "leaderboard.md").read_text()
-    assert md.splitlines()[2].startswith("trial-2 beats the base model")
-    cells = [c for c in pd.read_csv(out / "leaderboard.csv")["Δextraction vs base"].dropna()]
-    assert len(cells) == 3 and all(c.endswith((" ▲", " ▼", " ≈")) for c in cells) and "▲ significantly better" in md
-    # The learning curve: 3 sizes, a fit, the target's forecast in one sentence on the page.
-    assert [p["n"] for p in best["forecast"]["points"]] == [64, 256, 1024] and best["forecast"]["target"]["value"] == 0.89
-    html = (out / "index.html").read_text()
-    assert "id='forecast'" in html and "extraction.field_f1 0.89" in html and 'id="plot-learning-curve"' in html
 
 
 def test_no_candidate_beating_the_base_is_said_first(tmp_path, monkeypatch):
