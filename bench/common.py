@@ -48,3 +48,29 @@ def write_table(name: str, title: str, header: list[str], rows: list[list], note
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return path
+
+
+EXTRACTION_GRID = """study: {study}
+base: default
+train: {{data: {repo}/suites/extraction/train.jsonl, epochs: 1, max_seq_len: {max_seq_len}, batch_size: {batch_size}, dtype: auto}}
+space:
+  lora_r: {{type: categorical, choices: [16]}}
+  learning_rate: {{type: categorical, choices: [{lrs}]}}
+  n_samples: {{type: categorical, choices: [{ns}]}}
+suites:
+  - {{suite: {repo}/suites/extraction/suite.yaml, weight: 1.0, limit: {items}}}
+sampler: {{name: grid, seed: 0}}
+budget: {{n_trials: {trials}}}
+backend: hf
+trackers: [none]
+"""
+
+
+def extraction_grid(study: str, lrs: list[str], ns: list[int], items: int, max_seq_len: int = 160, batch_size: int = 4,
+                    trials: int | None = None) -> str:
+    """A grid sweep of SmolLM2 (rank 16) over learning rates x n_samples on the extraction task
+    (`trials`: the budget, by default the whole grid)."""
+    repo = Path(__file__).resolve().parents[1]
+    # repr(float): YAML reads "3e-4" as a string, "0.0003" as a float.
+    return EXTRACTION_GRID.format(study=study, repo=repo, lrs=", ".join(repr(float(x)) for x in lrs), ns=", ".join(map(str, ns)),
+                                  items=items, trials=trials or len(lrs) * len(ns), max_seq_len=max_seq_len, batch_size=batch_size)

@@ -20,24 +20,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-SWEEP = """study: w5
-base: default
-train: {{data: {repo}/suites/extraction/train.jsonl, epochs: 1, max_seq_len: 192, batch_size: 8, dtype: auto}}
-space:
-  lora_r: {{type: categorical, choices: [16]}}
-  learning_rate: {{type: categorical, choices: [{lr}]}}
-  n_samples: {{type: categorical, choices: [{ns}]}}
-suites:
-  - {{suite: {repo}/suites/extraction/suite.yaml, weight: 1.0, limit: {items}}}
-sampler: {{name: grid, seed: 0}}
-budget: {{n_trials: {trials}}}
-backend: hf
-trackers: [none]
-"""
-
-
 def main() -> None:
-    from common import write_table
+    from common import extraction_grid, write_table
 
     from harness import store
     from harness.select.forecast import Curve, forecast, study_items
@@ -53,7 +37,7 @@ def main() -> None:
     metric = "extraction.field_f1"
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        (tmp / "w5.yaml").write_text(SWEEP.format(repo=REPO, lr=a.lr, ns=", ".join(map(str, ns)), items=a.items, trials=len(ns)))
+        (tmp / "w5.yaml").write_text(extraction_grid("w5", [a.lr], ns, a.items, max_seq_len=192, batch_size=8))
         t0 = time.perf_counter()
         proc = subprocess.run([str(REPO / ".venv/bin/harness"), "sweep", "w5.yaml"], cwd=tmp, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -78,7 +62,8 @@ def main() -> None:
                 ["n_samples", f"measured {metric} [95% CI]", "forecast", "verdict"], rows,
                 [f"one configuration: lora_r 16, learning_rate {a.lr}, 1 epoch; {a.items} extraction items; hf backend",
                  f"fit: {predicted.model}, plateau {predicted.plateau['estimate']:.3f} [{predicted.plateau['ci'][0]:.3f}, "
-                 f"{predicted.plateau['ci'][1]:.3f}]; sweep wall time {sweep_s:.0f} s"])
+                 f"{predicted.plateau['ci'][1]:.3f}]; sweep wall time {sweep_s:.0f} s",
+                 *[f"the fit's warning: {w}" for w in predicted.warnings]])
 
 
 if __name__ == "__main__":

@@ -25,27 +25,12 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-SWEEP = """study: {study}
-base: default
-train: {{data: {repo}/suites/extraction/train.jsonl, epochs: 1, max_seq_len: 160, batch_size: 4, dtype: auto}}
-space:
-  lora_r: {{type: categorical, choices: [16]}}
-  learning_rate: {{type: categorical, choices: [{lrs}]}}
-  n_samples: {{type: categorical, choices: [{ns}]}}
-suites:
-  - {{suite: {repo}/suites/extraction/suite.yaml, weight: 1.0, limit: {items}}}
-sampler: {{name: grid, seed: 0}}
-budget: {{n_trials: {trials}}}
-backend: hf
-trackers: [none]
-"""
-
 
 def run(tmp: Path, study: str, lrs: list[str], ns: list[int], items: int, multi_fidelity: bool) -> optuna.Study:
-    trials = len(lrs) * (1 if multi_fidelity else len(ns))
-    # repr(float): YAML reads "3e-4" as a string, "0.0003" as a float.
-    text = SWEEP.format(study=study, repo=REPO, lrs=", ".join(repr(float(x)) for x in lrs), ns=", ".join(map(str, ns)),
-                        items=items, trials=trials)
+    from common import extraction_grid
+
+    # Multi-fidelity: one trial per learning rate, each climbing the n_samples rungs.
+    text = extraction_grid(study, lrs, ns, items, trials=len(lrs) if multi_fidelity else None)
     if multi_fidelity:
         text += f"multi_fidelity: {{enabled: true, min_samples: {ns[0]}, reduction_factor: 3}}\n"
     (tmp / f"{study}.yaml").write_text(text)

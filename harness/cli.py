@@ -195,7 +195,10 @@ def eval_cmd(
     _print_scores(summary, suites)
     for f in failures:
         err_console.print(f"[red]suite {f.suite} failed[/]: {escape(f.reason)}")
-    console.print(f"wrote {out / store.ITEMS} and {out / store.SCORES}")
+    if len(items):
+        console.print(f"wrote {out / store.ITEMS} and {out / store.SCORES}")
+    else:
+        console.print(f"no items scored; {out / store.SCORES} records the failures")
     if failures:
         raise typer.Exit(1)
 

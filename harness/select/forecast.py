@@ -178,7 +178,27 @@ def forecast(curve: Curve, metric: str, target: float | None = None, at: list[in
         target_row = {"value": target,
                       "n": {"estimate": float(needed[0]) if math.isfinite(needed[0]) else None, "ci": _interval(needed[1:])},
                       "p_reachable": float(np.isfinite(needed[1:]).mean())}
-    return Forecast(metric, fitted.model, points, plateau, at_rows, target_row, _not_monotone(curve), fitted)
+    return Forecast(metric, fitted.model, points, plateau, at_rows, target_row, _not_monotone(curve) + _s_shaped(curve), fitted)
+
+
+def _s_shaped(curve: Curve) -> list[str]:
+    """Where the score rises faster (per doubling of n) than it did before, beyond noise: a power law
+    assumes diminishing returns, so after a late onset of learning it underestimates larger sizes."""
+    t = np.log(curve.ns)
+    slopes, errors = [], []
+    for k in range(len(curve.ns) - 1):
+        diff = curve.runs[k + 1].mean(axis=0) - curve.runs[k].mean(axis=0)
+        se = diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
+        slopes.append(diff.mean() / (t[k + 1] - t[k]))
+        errors.append(se / (t[k + 1] - t[k]))
+    warnings = []
+    for k in range(len(slopes) - 1):
+        if slopes[k + 1] - slopes[k] > 2 * math.hypot(errors[k], errors[k + 1]):
+            n0, n1, n2 = (f"{n:g}" for n in curve.ns[k:k + 3])
+            warnings.append(f"S-shaped: the score rises faster from n={n1} to n={n2} than from n={n0} to n={n1}; a power law "
+                            f"assumes diminishing returns and likely underestimates larger sizes (learning starts late: "
+                            f"add sizes past n={n1} and judge the fit on those)")
+    return warnings
 
 
 def _not_monotone(curve: Curve) -> list[str]:

@@ -64,6 +64,17 @@ def test_a_curve_that_drops_is_named_in_a_warning():
     assert any("n=64" in w and "n=128" in w for w in f.warnings), f.warnings
 
 
+def test_a_late_onset_of_learning_is_named_and_a_power_law_curve_is_not():
+    """W5's measured shape (F1 0.03, 0.00, 0.79, 0.97 at n = 16, 32, 64, 128) and the calibration curve."""
+    rng = np.random.default_rng(7)
+    u = rng.random(50)
+    means = {16: 0.03, 32: 0.0, 64: 0.79, 128: 0.97}
+    late = pd.DataFrame([{"n_samples": n, "item_id": f"i{i}", "score": float(u[i] < m)} for n, m in means.items() for i in range(50)])
+    warnings = forecast(Curve.from_items(late), "t.acc", n_boot=100).warnings
+    assert any(w.startswith("S-shaped") and "n=32 to n=64" in w for w in warnings), warnings
+    assert not any(w.startswith("S-shaped") for w in forecast(Curve.from_items(draw(8)), "t.acc", n_boot=100).warnings)
+
+
 def test_repeated_runs_at_one_size_widen_the_intervals():
     one = draw(3)
     noisy = pd.concat([one.assign(run=0), one.assign(run=1, score=np.where(one.n_samples == 64, 1 - one.score, one.score))])
