@@ -16,6 +16,8 @@ import psutil
 import pytest
 from conftest import REPO, build_tiny_llama, run_cli
 
+from harness import store
+
 
 def sweep_file(tmp: Path, tiny_model: Path, study: str, n_trials: int = 4, trackers=("mlflow", "neptune"), max_steps: int = 2,
                max_seq_len: int = 160) -> Path:
@@ -225,7 +227,7 @@ def test_two_workers_run_exactly_the_budget(kind, tiny_model, tmp_path, harness_
     for w in workers:
         _, err = w.communicate(timeout=900)
         assert w.returncode == 0, err[-3000:]
-    trials = optuna.load_study(study_name="duo", storage=url).get_trials()
+    trials = optuna.load_study(study_name="duo", storage=store.storage_for("duo", url)).get_trials()
     bases = [t for t in trials if t.user_attrs.get("candidate") == "base"]
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("candidate") != "base"]
     assert len(bases) == 1 and len(complete) == 4
