@@ -8,7 +8,6 @@ bound must clear a threshold, and a paired difference's CI must not lie wholly p
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import xml.etree.ElementTree as ET
@@ -20,7 +19,7 @@ import pandas as pd
 from harness import store
 from harness.config import GateConfig, GateRule
 from harness.errors import UserError
-from harness.runtime.files import atomic_write, write_json
+from harness.runtime.files import atomic_write, read_json, write_json
 from harness.select.pick import pick
 from harness.stats import mean_ci, metric_frame, paired_difference
 from harness.store import ITEMS, Results
@@ -38,7 +37,10 @@ def resolve_candidate(results: Results, spec: str | None, study: str | None) -> 
         if study is None:
             raise UserError("--candidate best: needs --study (the pick is made over a sweep's trials)")
         best_file = store.best_file(study)
-        spec = json.loads(best_file.read_text())["candidate"] if best_file.is_file() else pick(store.load_study(study, results.storage))["candidate"]
+        if best_file.is_file():
+            spec = read_json(best_file, "report pick (best.json, from harness report)").get("candidate")
+        else:
+            spec = pick(store.load_study(study, results.storage))["candidate"]
     if spec not in names:
         raise UserError(f"--candidate {spec}: not in {results.path} (candidates: {', '.join(names)})")
     return spec
@@ -63,10 +65,10 @@ def resolve_baseline(results: Results, ref: str | None, candidate: str) -> tuple
     path, _, name = ref.partition(":")
     if Path(path).is_dir():
         other = Results.load(Path(path))
-        pick = name or next(iter([n for n in other.candidates() if n != "base"] or other.candidates()), None)
-        if pick not in other.candidates():
-            raise UserError(f"--baseline {ref}: no candidate {pick!r} there")
-        return other, pick
+        chosen = name or next(iter([n for n in other.candidates() if n != "base"] or other.candidates()), None)
+        if chosen not in other.candidates():
+            raise UserError(f"--baseline {ref}: no candidate {chosen!r} there")
+        return other, chosen
     raise UserError(f"--baseline {ref}: not a candidate of {results.path} ({', '.join(results.candidates())}) nor a results directory")
 
 
