@@ -31,6 +31,7 @@ app.add_typer(humaneval_app, name="humaneval")
 
 console = Console()
 err_console = Console(stderr=True)
+ARTIFACTS_HELP = "the study's artifact store, as this machine sees it (default: the one its sweep recorded)"
 
 
 @app.command()
@@ -84,7 +85,7 @@ def doctor(
 
 
 def _train(base: str, out: Path, **fields) -> None:
-    """Train one LoRA adapter (a candidate) with TRL's SFTTrainer."""
+    """Train one LoRA adapter (a candidate) with TRL: SFT, DPO or ORPO, from scratch or from --init-adapter."""
     from harness.config import TrainConfig, validate_args
     from harness.models import resolve_base
     from harness.train import TrainingFailed, preflight, train
@@ -96,10 +97,12 @@ def _train(base: str, out: Path, **fields) -> None:
     except TrainingFailed as failure:
         err_console.print(f"training failed: {escape(failure.reason)} (record: {failure.record_path})")
         raise typer.Exit(1) from None
-    loss = record["heldout_loss"]
+    before, after = record["heldout_loss"].values()
+    margin = record.get("reward_margin")
     console.print(
-        f"adapter: {out}\nsteps {record['steps']}, {record['tokens_seen']} tokens, {record['tokens_per_s']} tok/s, "
-        f"{record['train_s']:.1f} s training; held-out loss {loss['base']} -> {loss['adapter']}"
+        f"adapter: {out}\n{record['method']}: steps {record['steps']}, {record['tokens_seen']} tokens, {record['tokens_per_s']} tok/s, "
+        f"{record['train_s']:.1f} s training; held-out loss {before} -> {after}"
+        + (f"; reward margin (chosen - rejected) {margin['train']} train, {margin['heldout']} held out" if margin else "")
     )
 
 
@@ -236,6 +239,34 @@ def _parity(base_spec: str, adapters: list[str], server: str | None) -> None:
 
 
 @app.command()
+def merge(
+    adapter: Annotated[list[str], typer.Option(help="NAME=DIR of a peft adapter to merge; repeatable")],
+    method: Annotated[str, typer.Option(help="linear | cat | svd | ties | dare_ties | dare_linear (and the *_svd variants, "
+                                             "magnitude_prune)")],
+    out: Annotated[Path, typer.Option(help="the merged adapter's directory (appears only when complete)")],
+    base: Annotated[str, typer.Option(help="'default', a .gguf, a model dir or a hub id")] = "default",
+    weights: Annotated[str | None, typer.Option(help="W,W,...: one weight per adapter (default: 1 each)")] = None,
+    density: Annotated[float | None, typer.Option(help="ties/dare/magnitude_prune: share of each delta's entries kept")] = None,
+    svd_rank: Annotated[int | None, typer.Option(help="svd methods: rank of the result (default: the largest parent rank)")] = None,
+):
+    """Merge LoRA adapters of one base into one adapter (peft add_weighted_adapter), with merge.json naming its parents."""
+    from harness.models import resolve_base
+    from harness.train import merge as merging
+
+    parents = _parse_adapters(adapter)
+    try:
+        parsed = [float(w) for w in weights.split(",")] if weights is not None else None
+    except ValueError:
+        raise UserError(f"--weights {weights}: expected comma-separated numbers, one per --adapter") from None
+    if out.exists():
+        raise UserError(f"--out {out}: already exists; remove it or choose another directory")
+    resolved = resolve_base(base)
+    merging.check(resolved, parents, method, parsed, density, svd_rank)  # every rule before the model loads
+    record = merging.merge(resolved, parents, method, out, parsed, density, svd_rank)
+    console.print(f"merged {', '.join(n for n, _ in parents)} ({method}, weights {record['weights']}) into {out}: rank {record['r']}")
+
+
+@app.command()
 def serve(
     base: Annotated[str, typer.Option(help="'default', a .gguf, a model dir or a hub id")] = "default",
     adapter: Annotated[list[str], typer.Option(help="NAME=PATH of a peft adapter; repeatable")] = [],
@@ -269,9 +300,12 @@ def sweep(
     backend: Annotated[str | None, typer.Option(help="hf | vllm (default: the file's)")] = None,
     tracker: Annotated[list[str], typer.Option(help="mlflow | neptune | none; repeatable (default: the file's)")] = [],
     workers: Annotated[int, typer.Option(help="local workers sharing the study (each one engine); logs of the extra ones in runs/<study>/")] = 1,
+    artifacts: Annotated[str | None, typer.Option(help="artifact store: a directory every worker and reader sees "
+                                                       "(default: the file's, else runs/<study>/artifacts)")] = None,
 ):
     """Optuna over LoRA rank x learning rate x sample count: train, score and record each trial."""
     from harness import config, store
+    from harness.runtime.artifacts import url_problem
     from harness.sweep import ExtraWorkers, SweepOptions, SweepWorker
 
     cfg = config.load(file, "sweep")
@@ -285,8 +319,10 @@ def sweep(
         raise UserError(f"--tracker {unknown[0]}: expected mlflow, neptune or none")
     if n_trials is not None and n_trials < 1:
         raise UserError(f"--n-trials {n_trials}: must be at least 1")
-    options = SweepOptions(n_trials, timeout, study, storage, backend, tuple(tracker))
-    worker = SweepWorker(cfg, file, storage, backend, tracker or None, console)
+    if artifacts is not None and (problem := url_problem(artifacts)):
+        raise UserError(f"--artifacts {artifacts}: {problem}")
+    options = SweepOptions(n_trials, timeout, study, storage, backend, tuple(tracker), artifacts)
+    worker = SweepWorker(cfg, file, storage, backend, tracker or None, console, artifacts)
     extra = ExtraWorkers(file, cfg.study, options, workers - 1)
     try:
         worker.run(n_trials, timeout)
@@ -307,6 +343,20 @@ def sweep(
 
 
 @app.command()
+def dashboard(
+    study: Annotated[str, typer.Argument(help="study name (runs/<study>/ or --storage)")],
+    storage: Annotated[str | None, typer.Option(help="sqlite:///... or postgresql://... (default: runs/<study>/journal.log)")] = None,
+    port: Annotated[int, typer.Option()] = 8080,
+    host: Annotated[str, typer.Option(help="bind address; keep 127.0.0.1 unless you mean to expose it")] = "127.0.0.1",
+    artifacts: Annotated[str | None, typer.Option(help=ARTIFACTS_HELP)] = None,
+):
+    """optuna-dashboard on the study: trials, parameters, objectives, plots and each trial's uploaded files."""
+    from harness.sweep import dashboard as board
+
+    board.serve(study, storage, artifacts, host, port, ready=lambda url: console.print(f"dashboard at {url}  (Ctrl-C stops)", soft_wrap=True))
+
+
+@app.command()
 def report(
     study: Annotated[str, typer.Argument(help="study name (runs/<study>/ or --storage)")],
     storage: Annotated[str | None, typer.Option(help="sqlite:///... or postgresql://... (default: runs/<study>/journal.log)")] = None,
@@ -314,6 +364,7 @@ def report(
     pick: Annotated[str, typer.Option(help="cheapest-tied (default) | best-mean")] = "cheapest-tied",
     alpha: Annotated[float, typer.Option(help="significance level of the paired tests (Holm-corrected)")] = 0.05,
     target: Annotated[str | None, typer.Option(help="SUITE.METRIC=VALUE: forecast the samples needed to reach it")] = None,
+    artifacts: Annotated[str | None, typer.Option(help=ARTIFACTS_HELP)] = None,
 ):
     """Leaderboards (HTML with plots, Markdown, CSV), the learning-curve forecast, tidy results and best.json for a study."""
     from harness import store
@@ -333,7 +384,7 @@ def report(
         if not sep or "." not in metric or goal is None or not 0 <= goal[1] <= 1:
             raise UserError(f"--target {target}: expected SUITE.METRIC=VALUE with VALUE within [0, 1]")
     out = out or store.report_dir(study)
-    best = reporting.write(store.load_study(study, storage), out, pick, alpha, goal)
+    best = reporting.write(store.load_study(study, storage, artifacts), out, pick, alpha, goal)
     console.print(reporting.verdict(best), markup=False, highlight=False)
     if "forecast" in best:
         console.print(best["forecast"]["sentence"], markup=False, highlight=False)
@@ -345,12 +396,13 @@ def leaderboard(
     study: Annotated[str, typer.Argument(help="study name")],
     storage: Annotated[str | None, typer.Option()] = None,
     format: Annotated[str, typer.Option("--format", help="table | md | csv | json")] = "table",
+    artifacts: Annotated[str | None, typer.Option(help=ARTIFACTS_HELP)] = None,
 ):
     """The study's leaderboard in the terminal, or as md/csv/json for scripts."""
     from harness import store
     from harness.select.leaderboard import leaderboard as board_of
 
-    board = board_of(store.load_study(study, storage)).drop(columns=["start", "complete", "adapter", "dir", "number"], errors="ignore")
+    board = board_of(store.load_study(study, storage, artifacts)).drop(columns=["start", "complete", "outputs", "number"], errors="ignore")
     if format == "md":
         print(board.to_markdown(index=False, floatfmt=".4g"))
     elif format == "csv":
@@ -377,6 +429,7 @@ def forecast_cmd(
     group: Annotated[str | None, typer.Option(help="study: PARAM=VALUE (default: the best configuration at each n); "
                                                    "items: a value of the group column")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the forecast as JSON")] = None,
+    artifacts: Annotated[str | None, typer.Option(help=ARTIFACTS_HELP)] = None,
 ):
     """Fit the learning curve (score vs training samples) and forecast: plateau, score at N, samples for a target."""
     from harness import store
@@ -402,7 +455,7 @@ def forecast_cmd(
                 if frame.empty:
                     raise UserError(f"--group {group}: not a group of {items} (it has: {', '.join(groups)})")
     else:
-        frame = fc.study_items(store.load_study(study, storage), metric, group)
+        frame = fc.study_items(store.load_study(study, storage, artifacts), metric, group)
     result = fc.forecast(fc.Curve.from_items(frame), metric, target, at)
     table = Table("n_samples", "mean", "95% CI", "items", title=f"{metric}: learning curve ({result.model} fit)")
     for p in result.points:
@@ -429,6 +482,7 @@ def gate(
     summary: Annotated[Path | None, typer.Option(help="write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the verdict as JSON")] = None,
     promote: Annotated[bool, typer.Option(help="on pass: MLflow alias 'champion' + reports/NAME/champion.json")] = False,
+    artifacts: Annotated[str | None, typer.Option(help=ARTIFACTS_HELP)] = None,
 ):
     """Fail the build (exit 1) when a candidate misses a threshold or regresses against a baseline; exit 2 on bad input."""
     from harness import config, store
@@ -437,8 +491,8 @@ def gate(
     cfg = config.load(rules, "gate")
     if (results is None) == (study is None):
         raise UserError("harness gate: give exactly one of --results DIR or --study NAME")
-    res = store.Results.load(results) if results else store.Results.from_study(store.load_study(study, storage), storage)
-    outcome = gating.run(cfg, res, candidate, baseline, study, gating.GateOutputs(junit, summary, json_out), promote)
+    res = store.Results.load(results) if results else store.Results.from_study(store.load_study(study, storage, artifacts))
+    outcome = gating.run(cfg, res, candidate, baseline, gating.GateOutputs(junit, summary, json_out), promote)
     title = f"gate: {outcome.candidate}" + (f" vs {outcome.baseline}" if outcome.baseline else "")
     table = Table("rule", "value", "95% CI", "threshold", "verdict", "detail", title=title)
     for v in outcome.verdicts:

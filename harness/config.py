@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from harness.errors import UserError
+from harness.runtime.artifacts import url_problem
 from harness.runtime.files import read_text
 
 
@@ -64,10 +65,24 @@ class TrainConfig(Strict):
     seed: int = 0
     dtype: Annotated[Dtype, Field(description="auto (bf16 where the CPU/GPU has it) | float32 | bfloat16")] = "auto"
     qlora: Annotated[bool, Field(description="4-bit base via bitsandbytes (CUDA only)")] = False
+    method: Annotated[Literal["sft", "dpo", "orpo"],
+                      Field(description="sft (supervised) | dpo | orpo (preference pairs: prompt, chosen, rejected)")] = "sft"
+    beta: Annotated[float, Field(gt=0, description="dpo: how hard the reference pulls (KL); orpo: weight of the odds-ratio term")] = 0.1
+    preference_data: Annotated[Path | None, Field(description="dpo/orpo: JSONL of {prompt, chosen, rejected} rows (default: --data)")] = None
+    init_adapter: Annotated[Path | None, Field(description="start from this adapter's weights (e.g. SFT, then DPO against it)")] = None
 
     @property
     def alpha(self) -> float:
         return self.lora_alpha if self.lora_alpha is not None else 2.0 * self.lora_r
+
+    @property
+    def uses_pairs(self) -> bool:
+        return self.method != "sft"
+
+    @property
+    def training_file(self) -> Path:
+        """The rows this method trains on: preference pairs for dpo/orpo, prompt/completion rows for sft."""
+        return (self.preference_data or self.data) if self.uses_pairs else self.data
 
 
 # A sweep searches these (lora_r, learning_rate, n_samples are required in `space`) or sets them per
@@ -79,14 +94,27 @@ SweepTrain = create_model(
     __base__=Strict,
     __doc__="The fixed training settings of a sweep (TrainConfig less what the sweep sets per trial).",
     **{name: (field.annotation, field) for name, field in TrainConfig.model_fields.items() if name not in SWEEP_SETS},
+    # Sweep-only: a dpo trial starts from the best complete sft trial's adapter (SFT then DPO), else from the base.
+    init=(Literal["base", "best_sft"], Field("base", description="dpo trials: start from the base, or the best sft trial's adapter")),
 )
+
+MERGE_METHODS = ("linear", "cat", "svd", "ties", "ties_svd", "dare_ties", "dare_linear", "dare_ties_svd", "dare_linear_svd",
+                 "magnitude_prune", "magnitude_prune_svd")
+
+
+class MergeSpec(Strict):
+    """After the budget: merged candidates of the top_k complete trials, one per method, scored like any trial."""
+
+    top_k: Annotated[int, Field(ge=2)] = 2
+    methods: Annotated[list[Literal[MERGE_METHODS]], Field(min_length=1)] = ["cat"]  # type: ignore[valid-type]
+    density: Annotated[float, Field(gt=0, le=1)] = 0.5  # ties/dare/magnitude_prune: share of each delta's entries kept
 
 
 def train_field_errors(name: str, value) -> list[str]:
     """Why `value` is not a valid TrainConfig.<name> (empty if it is): the field's own constraints."""
     field = TrainConfig.model_fields[name]
     try:
-        TypeAdapter(Annotated[field.annotation, *field.metadata]).validate_python(value)
+        TypeAdapter(Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation).validate_python(value)
     except ValidationError as err:
         return [e["msg"] for e in err.errors()]
     return []
@@ -296,6 +324,16 @@ class SweepConfig(Strict):
             raise ValueError(f"{url!r}: expected a URL starting with {', '.join(STORAGE_SCHEMES)} (or no storage: a journal file)")
         return url
 
+    artifacts: str | None = None  # the artifact store, a directory (shared by every machine); default runs/<study>/artifacts
+    merge: MergeSpec | None = None
+
+    @field_validator("artifacts")
+    @classmethod
+    def _a_directory(cls, url):
+        if url is not None and (problem := url_problem(url)):
+            raise ValueError(f"{url!r}: {problem}")
+        return url
+
     @model_validator(mode="after")
     def _space(self):
         required = {"lora_r", "learning_rate", "n_samples"}
@@ -319,7 +357,18 @@ class SweepConfig(Strict):
                 raise ValueError(f"multi_fidelity.min_samples {self.multi_fidelity.min_samples} exceeds the largest n_samples {self.max_samples()}")
         elif self.pruner.name != "none":
             raise ValueError(f"pruner {self.pruner.name}: needs multi_fidelity.enabled (trials report scores only per n_samples rung)")
+        if self.merge is not None and len(self.objectives) > 1:
+            raise ValueError("merge: the top_k trials are ranked by one objective; a multi-objective sweep has no such order")
+        if "method" in self.space and self.space["method"].type != "categorical":
+            raise ValueError("space.method: must be categorical (choices among sft, dpo, orpo)")
+        if self.train.init == "best_sft" and not {"sft", "dpo"} <= set(self.methods()):
+            raise ValueError("train.init: best_sft starts dpo trials from sft ones; the sweep's methods must include both")
         return self
+
+    def methods(self) -> list[str]:
+        """The training methods the sweep's trials can use."""
+        p = self.space.get("method")
+        return list(p.choices) if p is not None else [self.train.method]
 
     def max_samples(self) -> int:
         p = self.space["n_samples"]

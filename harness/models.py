@@ -133,3 +133,24 @@ def load_causal_lm(base: BaseModel, dtype: str = "float32", quantization_config=
     if quantization_config is None:
         model.to(device())
     return model
+
+
+def check_adapter(adapter: Path, base: BaseModel, flag: str) -> dict:
+    """A peft adapter directory usable on `base`, or a UserError naming `flag` (the option that gave it);
+    returns its adapter_config.json."""
+    from harness.store import MERGE_RECORD, TRAIN_RECORD
+
+    adapter = Path(adapter)
+    if not (adapter / "adapter_config.json").is_file():
+        raise UserError(f"{flag}: no adapter_config.json (not a peft adapter directory)")
+    config = read_json(adapter / "adapter_config.json", "peft adapter config")
+    if not isinstance(config.get("r", 8), int):
+        raise UserError(f"{flag}: {adapter / 'adapter_config.json'}: r: expected an integer rank")
+    if not any(adapter.glob("adapter_model.*")):
+        raise UserError(f"{flag}: no adapter_model.safetensors (or .bin): the adapter's weights are missing")
+    for record in (adapter / TRAIN_RECORD, adapter / MERGE_RECORD):
+        made_for = read_json(record, "adapter record").get("base", {}).get("identity") if record.is_file() else None
+        if made_for and made_for != base.identity:
+            raise UserError(f"{flag}: trained for base {made_for[:24]}…, but --base {base.spec} is {base.identity[:24]}…")
+    return config
+

@@ -5,8 +5,9 @@ working directory:
 
     runs/eval/                       default output of `harness eval`
     runs/<study>/journal.log         the Optuna study (default storage; sqlite/postgresql URLs instead)
+    runs/<study>/artifacts/          the study's artifact store (default; `--artifacts DIR` instead)
     runs/<study>/base/               trial 0 (the base model): items.parquet, scores.json
-    runs/<study>/trial-<n>/          adapter files, train.json, items.parquet, scores.json, heartbeat
+    runs/<study>/trial-<n>/          adapter files, train.json, items.parquet, scores.json
     runs/<study>/trial-<n>/n<rows>/  multi-fidelity: one such folder per rung climbed
     runs/<study>/worker-<i>.log      extra local workers' output (`--workers N`)
     runs/<study>/neptune/            neptune-scale offline run files
@@ -18,6 +19,11 @@ An output directory of scores holds `items.parquet` (one row per candidate x sui
 source of truth) and `scores.json` (what was scored, with means and CIs derived from the items).
 Optuna trial user attributes are named by `TrialAttr`; the sweep writes them and readers read them
 through the same names.
+
+A sweep's trial folders are the worker's scratch space: what a trial made is uploaded to the study's
+artifact store (`upload_outputs`) before the trial is told COMPLETE, its attribute `artifacts` holds
+the ids, and every reader (`load_study`) fetches from the store into the cache under HARNESS_HOME,
+from any working directory on any machine. A missing artifact is an error naming the trial.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import pandas as pd
 
 from harness.config import STORAGE_SCHEMES
 from harness.errors import UserError
+from harness.runtime.artifacts import ArtifactMissing, ArtifactStore
 from harness.runtime.files import atomic_path, read_json, write_json
 from harness.stats import metric_frame
 
@@ -44,6 +51,8 @@ EVAL_DIR = RUNS / "eval"
 ITEMS = "items.parquet"
 SCORES = "scores.json"
 ITEM_KEY = ["candidate_hash", "suite", "suite_version", "item_id"]
+TRAIN_RECORD = "train.json"  # inside a trained adapter's folder
+MERGE_RECORD = "merge.json"  # inside a merged adapter's folder: its parents, method and weights
 CHAMPION = "champion.json"
 BEST = "best.json"
 
@@ -161,14 +170,6 @@ def base_dir(study: str) -> Path:
     return study_dir(study) / "base"
 
 
-def heartbeat_file(study: str, number: int) -> Path:
-    return trial_dir(study, number) / "heartbeat"
-
-
-def base_lock_file(study: str) -> Path:
-    return study_dir(study) / ".base.lock"
-
-
 def worker_log(study: str, index: int) -> Path:
     return study_dir(study) / f"worker-{index}.log"
 
@@ -230,10 +231,13 @@ class TrialAttr:
     """Names of the Optuna trial user attributes the sweep writes and the readers read."""
 
     CANDIDATE = "candidate"  # "base" on trial 0 (the base model); absent on adapter trials
-    DIR = "dir"  # the folder holding the trial's items.parquet and scores.json
-    ADAPTER = "adapter"  # the adapter folder
+    KIND = "kind"  # base | sft | dpo | orpo | sft→dpo (dpo from the best sft trial's adapter) | merge
+    PARENTS = "parents"  # the candidates a trial started from (sft→dpo) or merged (merge)
+    MERGE_METHOD = "merge_method"  # merge: peft's combination type (cat, ties, ...)
+    PARAMS = "params"  # params of a trial Optuna did not sample (a merge): n_samples and lora_r of what it cost
+    ARTIFACTS = "artifacts"  # {items, scores, train, adapter} -> artifact id in the study's artifact store
     N_SAMPLES = "n_samples"  # multi-fidelity: the rung reached (not a sampled param there)
-    RUNGS = "rungs"  # multi-fidelity: [{n_samples, objective, train_s, tokens_seen, dir}] climbed
+    RUNGS = "rungs"  # multi-fidelity: [{n_samples, objective, train_s, tokens_seen}] climbed
     TRAIN_S = "train_s"
     TOKENS_SEEN = "tokens_seen"
     SCORE_S = "score_s"
@@ -246,6 +250,48 @@ class TrialAttr:
 
 
 OBJECTIVE_META = "objective"  # study user attribute: weights, headline metric per suite, directions
+ARTIFACTS_META = "artifacts"  # study user attribute: the artifact store its first worker wrote to
+
+
+# ---------------------------------------------------------------- the artifact store of a study
+
+
+def default_artifacts(study: str) -> str:
+    """Relative to the working directory, like the default journal: one machine works out of the box."""
+    return str(study_dir(study) / "artifacts")
+
+
+def open_artifacts(study: optuna.Study, given: str | None, create: bool = False) -> ArtifactStore:
+    """The study's artifact store: `given` (--artifacts or the sweep file), else the one the study
+    recorded, else runs/<study>/artifacts. The first worker records what it uses; a later worker
+    given another URL is warned (the same shared directory can be mounted at different paths)."""
+    recorded = study.user_attrs.get(ARTIFACTS_META)
+    if given is not None and "://" not in given:
+        given = str(Path(given).expanduser().resolve())  # absolute: readers elsewhere see what was meant
+    url = given or recorded or default_artifacts(study.study_name)
+    if create and recorded is None:
+        study.set_user_attr(ARTIFACTS_META, url)
+    elif create and recorded != url:
+        log.warning("study %s records its artifacts in %s; this worker writes to %s (readers need --artifacts for it)",
+                    study.study_name, recorded, url)
+    if given is None and not create and not Path(url.removeprefix("file://")).is_dir():
+        whose = "recorded by its sweep" if recorded else "the default"
+        raise UserError(f"study {study.study_name}: its artifact store {url} ({whose}) is not here; "
+                        "give --artifacts with the directory as this machine sees it")
+    return ArtifactStore(url, create=create)
+
+
+def upload_outputs(artifacts: ArtifactStore, out_dir: Path, adapter: Path | None, owner, storage=None) -> dict[str, str]:
+    """Upload what a candidate's scoring (and training) made; returns {kind: artifact id} for `TrialAttr.ARTIFACTS`.
+
+    `owner` is the running trial, or the study for the base model's trial (added once it is scored)."""
+    files = {"items": Path(out_dir) / ITEMS, "scores": Path(out_dir) / SCORES}
+    if adapter is not None:
+        files["train"] = Path(adapter) / TRAIN_RECORD
+    ids = {kind: artifacts.upload_file(path, owner, storage) for kind, path in files.items() if path.is_file()}
+    if adapter is not None:
+        ids["adapter"] = artifacts.upload_folder(Path(adapter), owner, storage)
+    return ids
 
 
 def is_base_trial(t: optuna.trial.FrozenTrial) -> bool:
@@ -256,8 +302,16 @@ def candidate_name(t: optuna.trial.FrozenTrial) -> str:
     return "base" if is_base_trial(t) else f"trial-{t.number}"
 
 
+def kind_of(t: optuna.trial.FrozenTrial) -> str:
+    """base, sft, dpo, orpo, sft→dpo or merge (trials of sweeps before kinds were recorded are sft)."""
+    return "base" if is_base_trial(t) else t.user_attrs.get(TrialAttr.KIND, "sft")
+
+
 def params_of(t: optuna.trial.FrozenTrial) -> dict:
-    """The trial's params; under multi_fidelity n_samples is the rung it reached, not a sampled param."""
+    """The trial's params; under multi_fidelity n_samples is the rung it reached, not a sampled param;
+    a merge's are its cost (its parents' samples) and its rank."""
+    if TrialAttr.PARAMS in t.user_attrs:
+        return dict(t.user_attrs[TrialAttr.PARAMS])
     if "n_samples" in t.params or TrialAttr.N_SAMPLES not in t.user_attrs:
         return dict(t.params)
     return {**t.params, "n_samples": t.user_attrs[TrialAttr.N_SAMPLES]}
@@ -282,6 +336,7 @@ class StudyData:
     failed: pd.DataFrame  # failed / pruned trials with their reasons
     items: pd.DataFrame  # every candidate's items
     params: list[str]  # the searched parameters
+    artifacts: ArtifactStore | None = None
     _headline: dict | None = field(default=None, repr=False)
 
     def headline_values(self) -> dict[tuple[str, str], pd.Series]:
@@ -295,8 +350,26 @@ class StudyData:
                 self._headline[(cand, suite)] = group[group.metric == metric].set_index("item_id")["value"].astype(float)
         return self._headline
 
+    def output(self, candidate: str, kind: str) -> Path | None:
+        """A candidate's `items`/`scores`/`train` file or `adapter` folder, fetched into the cache; None
+        where the trial has none (the base model has no adapter)."""
+        row = self.trials[self.trials.candidate == candidate].iloc[0]
+        return _fetch(self, int(row.number), candidate, row.outputs, kind)
 
-def load_study(study_name: str, storage: str | None = None) -> StudyData:
+
+def _fetch(data: StudyData, number: int, candidate: str, ids: dict, kind: str) -> Path | None:
+    if kind not in ids:
+        return None
+    try:
+        if kind == "adapter":
+            return data.artifacts.fetch_folder(ids[kind])
+        return data.artifacts.fetch_file(ids[kind], {"items": ITEMS, "scores": SCORES, "train": TRAIN_RECORD}[kind])
+    except ArtifactMissing as err:
+        raise UserError(f"study {data.name}: trial {number} ({candidate}): its {kind} is missing: {err}") from None
+
+
+def load_study(study_name: str, storage: str | None = None, artifacts: str | None = None) -> StudyData:
+    """Every complete trial with its items, fetched from the study's artifact store (see `open_artifacts`)."""
     if storage is None and not journal_file(study_name).is_file():
         raise UserError(f"study {study_name}: no {journal_file(study_name)} here (give --storage for sqlite/postgresql)")
     try:
@@ -304,7 +377,7 @@ def load_study(study_name: str, storage: str | None = None) -> StudyData:
     except KeyError:
         raise UserError(f"study {study_name}: not found in {storage or 'its journal file'}") from None
     meta = study.user_attrs.get(OBJECTIVE_META, {})
-    rows, failed, frames = [], [], []
+    rows, failed = [], []
     A = TrialAttr
     for t in study.get_trials(deepcopy=False):
         if t.user_attrs.get(A.SURPLUS):
@@ -312,26 +385,37 @@ def load_study(study_name: str, storage: str | None = None) -> StudyData:
         name, params = candidate_name(t), params_of(t)
         if t.state != S.COMPLETE:
             if t.state in (S.FAIL, S.PRUNED):
-                failed.append({"candidate": name, "state": t.state.name, **params, "rungs": rungs_of(t),
+                failed.append({"candidate": name, "kind": kind_of(t), "state": t.state.name, **params, "rungs": rungs_of(t),
                                "reason": t.user_attrs.get(A.FAIL_REASON, "")})
             continue
-        items_path = Path(t.user_attrs.get(A.DIR, "")) / ITEMS
-        if items_path.is_file():
-            frames.append(read_items(items_path.parent))
-        rows.append({"candidate": name, "number": t.number, "is_base": name == "base", **params, "_params": params, "rungs": rungs_of(t),
+        if A.ARTIFACTS not in t.user_attrs:
+            raise UserError(f"study {study_name}: trial {t.number} ({name}) records no artifacts "
+                            "(written by a harness before the artifact store; re-run its sweep)")
+        rows.append({"candidate": name, "kind": kind_of(t), "number": t.number, "is_base": name == "base", **params, "_params": params,
+                     "parents": ", ".join(t.user_attrs.get(A.PARENTS, [])), "rungs": rungs_of(t),
                      **{f"objective{i or ''}": v for i, v in enumerate(t.values)},
                      "train_s": t.user_attrs.get(A.TRAIN_S, 0.0), "tokens_seen": t.user_attrs.get(A.TOKENS_SEEN, 0),
-                     "score_s": t.user_attrs.get(A.SCORE_S), "adapter": t.user_attrs.get(A.ADAPTER), "dir": t.user_attrs.get(A.DIR),
+                     "score_s": t.user_attrs.get(A.SCORE_S), "outputs": t.user_attrs[A.ARTIFACTS],
                      "start": t.datetime_start, "complete": t.datetime_complete})
     if not rows:
         raise UserError(f"study {study_name}: no complete trials yet")
-    items = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["candidate", "suite", "item_id", "metrics"])
     params = list(dict.fromkeys(k for t in study.get_trials(deepcopy=False) for k in params_of(t)))
     trials, failed = pd.DataFrame(rows), pd.DataFrame(failed)
+    if not trials.parents.astype(bool).any():  # no trial started from or merged others
+        trials = trials.drop(columns="parents")
     if not trials.rungs.astype(bool).any():  # not a multi-fidelity study
         trials = trials.drop(columns="rungs")
         failed = failed.drop(columns="rungs", errors="ignore")
-    return StudyData(study_name, study, meta, trials, failed, items, params)
+    data = StudyData(study_name, study, meta, trials, failed, pd.DataFrame(), params, open_artifacts(study, artifacts))
+    # Every candidate's items, or an error naming the trial: never a report on fewer candidates than the study has.
+    frames = []
+    for row in trials.itertuples():
+        path = _fetch(data, row.number, row.candidate, row.outputs, "items")
+        if path is None:
+            raise UserError(f"study {study_name}: trial {row.number} ({row.candidate}) uploaded no items")
+        frames.append(read_items(path.parent, missing_ok=False))
+    data.items = pd.concat(frames, ignore_index=True)
+    return data
 
 
 # ---------------------------------------------------------------- results to gate
@@ -342,12 +426,11 @@ class Results:
     """The items to gate: one eval output directory, or every complete candidate of a sweep study."""
 
     name: str  # the eval directory's or the study's name: the champion is kept per name
-    path: Path
+    path: Path  # where the results were read from, for messages
     items: pd.DataFrame
     failures: list[dict]
-    adapters: dict[str, str | None]  # candidate -> adapter path
-    dirs: dict[str, Path]  # candidate -> the directory holding its items (what a champion points back to)
-    storage: str | None = None  # a study's storage URL
+    study: StudyData | None = None  # a sweep study: adapters and scores come from its artifact store
+    adapters: dict[str, str | None] = field(default_factory=dict)  # an eval directory: candidate -> adapter path
 
     @classmethod
     def load(cls, path: Path) -> Results:
@@ -356,18 +439,26 @@ class Results:
         scores = read_scores(path)
         items = read_items(path, missing_ok=False)
         adapters = {c["name"]: c.get("adapter") for c in scores.get("candidates", [])}
-        names = dict.fromkeys(items["candidate"])
         return cls(path.resolve().name, path, items, scores.get("failures", []),
-                   {n: adapters.get(n) for n in names}, {n: path for n in names})
+                   adapters={n: adapters.get(n) for n in dict.fromkeys(items["candidate"])})
 
     @classmethod
-    def from_study(cls, data: StudyData, storage: str | None) -> Results:
-        rows = list(data.trials.itertuples())
-        return cls(data.name, study_dir(data.name), data.items, [], {r.candidate: r.adapter for r in rows},
-                   {r.candidate: Path(r.dir) for r in rows if r.dir}, storage)
+    def from_study(cls, data: StudyData) -> Results:
+        return cls(data.name, study_dir(data.name), data.items, [], study=data)
 
     def candidates(self) -> list[str]:
         return list(dict.fromkeys(self.items["candidate"]))
+
+    def adapter(self, candidate: str) -> str | None:
+        """The candidate's adapter folder (a study's is fetched from its artifact store)."""
+        if self.study is not None:
+            path = self.study.output(candidate, "adapter")
+            return str(path) if path else None
+        return self.adapters.get(candidate)
+
+    def scores_file(self, candidate: str) -> Path:
+        """The scores.json the candidate's items came with."""
+        return self.study.output(candidate, "scores") if self.study is not None else self.path / SCORES
 
 
 # ---------------------------------------------------------------- reports, champion, MLflow

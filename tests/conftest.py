@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +136,16 @@ def rank64_adapter(tiny_model, tmp_path_factory) -> Path:
 # ---------------------------------------------------------------- a constructed study (no model)
 
 
+def publish(study, folder: Path, artifacts: Path | None = None) -> dict:
+    """Upload a constructed candidate's outputs to the study's default artifact store, as a sweep does."""
+    from harness import store
+    from harness.runtime.artifacts import ArtifactStore
+
+    where = ArtifactStore(str(artifacts or store.default_artifacts(study.study_name)), create=True)
+    adapter = folder / "adapter"
+    return store.upload_outputs(where, folder, adapter if adapter.is_dir() else None, study)
+
+
 def add_candidate(study, root: Path, name: str, params: dict, f1: np.ndarray, objective: float, is_base=False):
     folder = root / name
     folder.mkdir(parents=True)
@@ -143,7 +156,7 @@ def add_candidate(study, root: Path, name: str, params: dict, f1: np.ndarray, ob
     dists = {"lora_r": optuna.distributions.CategoricalDistribution([8, 16, 64]),
              "n_samples": optuna.distributions.CategoricalDistribution([64, 256, 1024]),
              "learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)}
-    attrs = {"dir": str(folder), "adapter": str(folder / "adapter"), "train_s": 1.0, "tokens_seen": 10, "score_s": 1.0}
+    attrs = {"artifacts": publish(study, folder), "train_s": 1.0, "tokens_seen": 10, "score_s": 1.0}
     if is_base:
         attrs["candidate"] = "base"
     study.add_trial(optuna.trial.create_trial(params={} if is_base else params, distributions={} if is_base else dists,
@@ -151,7 +164,7 @@ def add_candidate(study, root: Path, name: str, params: dict, f1: np.ndarray, ob
 
 
 @pytest.fixture()
-def constructed(tmp_path, monkeypatch):
+def constructed(tmp_path, monkeypatch, harness_home):
     """base (0.1), a big expensive top (0.90) and a cheap one (0.88, within noise of the top)."""
     from harness.store import storage_for
 
@@ -221,10 +234,10 @@ def make_study(root, name: str, trials: dict) -> None:
             "n_samples": optuna.distributions.CategoricalDistribution([32, 64])}
     for number, (cand, (params, suites)) in enumerate(trials.items()):
         folder = write_results(runs / cand, {cand: suites})
-        adapter = folder / "adapter"
-        adapter.mkdir()
-        (adapter / "adapter_config.json").write_text("{}")
-        attrs = {"dir": str(folder), "adapter": None if cand == "base" else str(adapter)}
+        if cand != "base":
+            (folder / "adapter").mkdir()
+            (folder / "adapter" / "adapter_config.json").write_text("{}")
+        attrs = {"artifacts": publish(study, folder, runs / "artifacts")}
         if cand == "base":
             attrs["candidate"] = "base"
         assert cand == "base" or cand == f"trial-{number}"
@@ -233,7 +246,7 @@ def make_study(root, name: str, trials: dict) -> None:
 
 
 @pytest.fixture()
-def study_root(tmp_path):
+def study_root(tmp_path, harness_home):
     mmlu = bern(0.5, 300, 1)
     make_study(tmp_path, "s1", {
         "base": ({}, {"extraction": {"field_f1": np.zeros(100)}, "mmlu": {"acc": mmlu}}),
@@ -248,3 +261,55 @@ def gate_study(root, *extra):
     return run_cli("gate", "--rules", "rules.yaml", "--study", "s1", "--json", "verdict.json", *extra, cwd=root)
 
 
+# ---------------------------------------------------------------- sweeps on the tiny model, PostgreSQL
+
+
+def sweep_file(tmp: Path, tiny_model: Path, study: str, n_trials: int = 4, trackers=("mlflow", "neptune"), max_steps: int = 2,
+               max_seq_len: int = 160) -> Path:
+    suite_dir = tmp / "suite"
+    suite_dir.mkdir(exist_ok=True)
+    (suite_dir / "dev.jsonl").write_text("\n".join((REPO / "suites/extraction/dev.jsonl").read_text().splitlines()[:3]) + "\n")
+    (suite_dir / "suite.yaml").write_text((REPO / "suites/extraction/suite.yaml").read_text().replace("max_tokens: 96", "max_tokens: 8"))
+    path = tmp / f"{study}.yaml"
+    path.write_text(f"""
+study: {study}
+base: {tiny_model}
+train: {{data: {REPO / 'suites/extraction/train.jsonl'}, max_steps: {max_steps}, batch_size: 4, max_seq_len: {max_seq_len}, dtype: float32}}
+space:
+  lora_r: {{type: categorical, choices: [4, 8]}}
+  learning_rate: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
+  n_samples: {{type: categorical, choices: [16, 32]}}
+suites:
+  - {{suite: {suite_dir / 'suite.yaml'}, weight: 1.0}}
+  - {{suite: mmlu, weight: 0.5, limit: 4}}
+sampler: {{name: random, seed: 0}}
+budget: {{n_trials: {n_trials}}}
+backend: hf
+trackers: [{', '.join(trackers)}]
+""")
+    return path
+
+
+@pytest.fixture()
+def postgres_url():
+    """A throwaway PostgreSQL server on 127.0.0.1 (DESIGN.md §6 recipe), run as `postgres` when we are root."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    if not bins:
+        pytest.skip("PostgreSQL is not installed here (make sysdeps installs the Debian package; CI has it)")
+    pg = bins[-1]
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = Path(tempfile.mkdtemp(prefix="harness-pg-"))  # not under pytest's root-only tmp dirs
+    if as_pg:
+        shutil.chown(root, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*as_pg, pg / "initdb", "-D", root / "db", "--auth=trust", "-U", "harness"], check=True, capture_output=True)
+    subprocess.run([*as_pg, pg / "pg_ctl", "-D", root / "db", "-l", root / "log", "-w", "-o",
+                    f"-c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c unix_socket_directories={root}", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://harness@127.0.0.1:{port}/postgres"  # as the README writes it (no driver named)
+    finally:
+        subprocess.run([*as_pg, pg / "pg_ctl", "-D", root / "db", "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

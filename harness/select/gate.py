@@ -25,7 +25,7 @@ from harness.stats import mean_ci, metric_frame, paired_difference
 from harness.store import ITEMS, Results
 
 
-def resolve_candidate(results: Results, spec: str | None, study: str | None) -> str:
+def resolve_candidate(results: Results, spec: str | None) -> str:
     """`best` (a study's pick: reports/<study>/best.json, else the report's rule), a name, or the one adapter."""
     names = results.candidates()
     if spec is None:
@@ -34,13 +34,13 @@ def resolve_candidate(results: Results, spec: str | None, study: str | None) -> 
             raise UserError(f"--candidate: {results.path} holds {', '.join(names)}; name the one to gate")
         return adapters[0]
     if spec == "best":
-        if study is None:
+        if results.study is None:
             raise UserError("--candidate best: needs --study (the pick is made over a sweep's trials)")
-        best_file = store.best_file(study)
+        best_file = store.best_file(results.name)
         if best_file.is_file():
             spec = read_json(best_file, "report pick (best.json, from harness report)").get("candidate")
         else:
-            spec = pick(store.load_study(study, results.storage))["candidate"]
+            spec = pick(results.study)["candidate"]
     if spec not in names:
         raise UserError(f"--candidate {spec}: not in {results.path} (candidates: {', '.join(names)})")
     return spec
@@ -220,19 +220,20 @@ class GateOutputs:
     json: Path | None = None
 
 
-def run(cfg: GateConfig, results: Results, candidate: str | None, baseline: str | None, study: str | None,
-        outputs: GateOutputs, promote: bool) -> GateOutcome:
+def run(cfg: GateConfig, results: Results, candidate: str | None, baseline: str | None, outputs: GateOutputs,
+        promote: bool) -> GateOutcome:
     """The whole gate: resolve who is compared with whom, check every rule, write the outputs, and
     (only if every rule passed and `promote`) make the candidate the champion."""
     from harness.select.promote import promote as make_champion
 
-    candidate = resolve_candidate(results, candidate, study)
+    candidate = resolve_candidate(results, candidate)
     base = resolve_baseline(results, baseline, candidate)
     outcome = GateOutcome(candidate, base[1] if base else None, check(cfg, results, candidate, base))
     write_outputs(outcome.verdicts, candidate, outputs.junit, outputs.summary, outputs.json)
     if outcome.passed and promote:
         try:
-            outcome.promotion = make_champion(results.name, candidate, results.adapters.get(candidate), results.dirs[candidate],
+            outcome.promotion = make_champion(results.name, candidate, results.adapter(candidate),
+                                              results.items[results.items.candidate == candidate], results.scores_file(candidate),
                                               headline_scores(results, candidate))
         except Exception as err:  # noqa: BLE001 - a pipeline must see a failed promotion, as a result, not a traceback
             outcome.promotion_error = f"{type(err).__name__}: {err}"

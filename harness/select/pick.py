@@ -42,7 +42,8 @@ def pick(data: StudyData, rule: str = "cheapest-tied", alpha: float = 0.05) -> d
     return {
         "study": data.name,
         "candidate": chosen.candidate,
-        "adapter": chosen.adapter,
+        # Where to get the adapter from any machine: its id in the study's artifact store.
+        "adapter": None if chosen.is_base else {"artifact": chosen.outputs.get("adapter"), "store": data.artifacts.url if data.artifacts else None},
         "params": chosen["_params"],
         "objective": float(chosen.objective),
         "scores": scores,

@@ -11,6 +11,7 @@ the new file as `previous`.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,18 +21,16 @@ from harness import store
 from harness.runtime.files import publish_dir, write_json
 
 
-def _snapshot(name: str, candidate: str, results_dir: Path) -> Path:
-    """Copy the champion's items and scores.json to reports/<name>/champion-results/ (replaced whole)."""
-    final = store.champion_results_dir(name)
-    with publish_dir(final, replace=True) as tmp:
-        items = pd.read_parquet(Path(results_dir) / store.ITEMS)
-        items[items.candidate == candidate].to_parquet(tmp / store.ITEMS, index=False)
-        shutil.copy(Path(results_dir) / store.SCORES, tmp / store.SCORES)
-    return final
+def _write_results(folder: Path, items: pd.DataFrame, scores_file: Path) -> Path:
+    items.to_parquet(folder / store.ITEMS, index=False)
+    shutil.copy(scores_file, folder / store.SCORES)
+    return folder
 
 
-def promote(name: str, candidate: str, adapter: str | None, results_dir: Path, scores: dict) -> dict:
-    """Register `candidate` as model `name` version N with alias champion; returns champion.json's content."""
+def promote(name: str, candidate: str, adapter: str | None, items: pd.DataFrame, scores_file: Path, scores: dict) -> dict:
+    """Register `candidate` as model `name` version N with alias champion; returns champion.json's content.
+
+    `items` are the candidate's own rows; `scores_file` the scores.json they came with."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -45,7 +44,8 @@ def promote(name: str, candidate: str, adapter: str | None, results_dir: Path, s
         client.log_metric(run_id, key, value)
     if adapter:
         client.log_artifacts(run_id, adapter, artifact_path="adapter")
-    client.log_artifacts(run_id, str(results_dir), artifact_path="results")
+    with tempfile.TemporaryDirectory(prefix="harness-promote-") as tmp:
+        client.log_artifacts(run_id, str(_write_results(Path(tmp), items, scores_file)), artifact_path="results")
     client.set_terminated(run_id)
     try:
         client.create_registered_model(name)
@@ -55,7 +55,11 @@ def promote(name: str, candidate: str, adapter: str | None, results_dir: Path, s
     source = f"{run.info.artifact_uri}/{'adapter' if adapter else 'results'}"
     version = client.create_model_version(name, source, run_id=run_id, tags={"harness.candidate": candidate})
     client.set_registered_model_alias(name, "champion", version.version)
-    record = {"name": name, "candidate": candidate, "adapter": adapter, "results": str(_snapshot(name, candidate, results_dir).resolve()),
+    # Only now, with the registry updated, does the baseline the next gate reads move.
+    results = store.champion_results_dir(name)
+    with publish_dir(results, replace=True) as tmp:
+        _write_results(tmp, items, scores_file)
+    record = {"name": name, "candidate": candidate, "adapter": adapter, "results": str(results.resolve()),
               "scores": scores, "mlflow": {"tracking_uri_kind": uri.split(":", 1)[0],
                                            "model": name, "version": int(version.version), "alias": "champion"},
               "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "previous": store.current_champion(name)}

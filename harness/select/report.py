@@ -144,7 +144,7 @@ def write(data: StudyData, out: Path, rule: str = "cheapest-tied", alpha: float 
     curve = learning_curve(data, target)
     if curve[1] is not None:
         best["forecast"] = {**curve[1].as_json(), "sentence": curve[2]}
-    shown = board.drop(columns=["number", "is_base", "start", "complete", "adapter", "dir"], errors="ignore")
+    shown = board.drop(columns=["number", "is_base", "start", "complete", "outputs"], errors="ignore")
     shown.insert(0, "", ["★ base" if b else ("✔ pick" if c == best["candidate"] else "") for b, c in zip(board.is_base, board.candidate)])
     legend = MARKS_LEGEND.format(alpha=alpha)
     atomic_write(out / "leaderboard.csv", shown.to_csv(index=False))

@@ -31,9 +31,11 @@ def distributions(cfg: SweepConfig) -> dict:
 
 
 def max_lora_rank(cfg: SweepConfig) -> int:
-    """The largest rank any trial can ask for (an engine started before the first adapter sizes LoRA by it)."""
+    """The largest rank any trial can ask for (an engine started before the first adapter sizes LoRA by it);
+    a `cat` merge stacks its parents' ranks."""
     p = cfg.space["lora_r"]
-    return int(max(p.choices) if p.type == "categorical" else p.high)
+    rank = int(max(p.choices) if p.type == "categorical" else p.high)
+    return rank * cfg.merge.top_k if cfg.merge is not None and "cat" in cfg.merge.methods else rank
 
 
 class GridSampler(optuna.samplers.GridSampler):

@@ -19,7 +19,6 @@ the sweep goes on; bad input (UserError) and Ctrl-C stop it, with the running tr
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import os
@@ -39,7 +38,7 @@ from harness.errors import UserError
 from harness.models import BaseModel, resolve_base
 from harness.runtime.processes import interrupt_name
 from harness.store import TrialAttr as A
-from harness.sweep.heartbeat import Heartbeat, recover_stale
+from harness.sweep.heartbeat import HEARTBEAT_S, Heartbeat, recover_stale
 from harness.sweep.progress import SweepProgress
 from harness.sweep.space import (
     distributions,
@@ -62,6 +61,7 @@ def check_inputs(cfg: SweepConfig, source: Path, prepare_base: bool = True) -> t
     for the largest n_samples. `harness validate` and every worker run it first (exit 2 on a problem)."""
     from harness.score.suites import load_suite
     from harness.train.data import training_split
+    from harness.train.trainers import check_method_available
 
     base = resolve_base(cfg.base, prepare=prepare_base)
     suites = {s.suite: load_suite(s.suite, s.limit, scope="sweep") for s in cfg.suites}
@@ -74,13 +74,20 @@ def check_inputs(cfg: SweepConfig, source: Path, prepare_base: bool = True) -> t
             raise UserError(f"{source}: {field}: suite {ref!r} is not one of the sweep's suites ({', '.join(suites)})")
         if metric is not None and metric not in suite.metric_names:
             raise UserError(f"{source}: {field}: {ref} has no metric {metric!r} (it has: {', '.join(suite.metric_names)})")
-    training_split(cfg.train.data, cfg.max_samples())
+    methods = cfg.methods()
+    if "sft" in methods:
+        training_split(cfg.train.data, cfg.max_samples())
+    if pairs := [m for m in methods if m != "sft"]:
+        # dpo/orpo trials read preference pairs: train.preference_data, else train.data itself
+        training_split(cfg.train.preference_data or cfg.train.data, cfg.max_samples(), preference=True)
+        for method in pairs:
+            check_method_available(method)
     return base, suites
 
 
 class SweepWorker:
     def __init__(self, cfg: SweepConfig, source: Path, storage: str | None = None, backend: str | None = None,
-                 trackers: list[str] | None = None, console=None):
+                 trackers: list[str] | None = None, console=None, artifacts: str | None = None):
         self.cfg, self.console = cfg, console
         self.backend_kind = backend or cfg.backend
         self.tracker_names = trackers or cfg.trackers
@@ -90,6 +97,7 @@ class SweepWorker:
         self.study = _create_study(cfg, store.storage_for(cfg.study, storage or cfg.storage), directions)
         if store.OBJECTIVE_META not in self.study.user_attrs:  # what a report needs to read this study on its own
             self.study.set_user_attr(store.OBJECTIVE_META, meta)
+        self.artifacts = store.open_artifacts(self.study, artifacts or cfg.artifacts, create=True)
         self.engine = self.trackers = self.progress = None
 
     # ------------------------------------------------------------ the recipe
@@ -123,6 +131,8 @@ class SweepWorker:
                         self.study.tell(trial, state=S.FAIL)
                         break
                     self._run_trial(trial, n_trials)
+                if cfg.merge is not None:
+                    self._merge_top(cfg.merge)
         finally:
             self.engine.close()
             self.trackers.finish(self.study)
@@ -142,27 +152,67 @@ class SweepWorker:
         log.info("parity hf vs vllm: %d/%d checks agree", len(rows), len(rows))
 
     def _ensure_base_trial(self) -> None:
+        """Trial 0 scores the base model once per study, by whichever worker claims it first (see `_claimed`)."""
         from harness.score.backends import make_candidate
 
-        if any(store.is_base_trial(t) for t in self.study.get_trials(deepcopy=False)):
-            return
-        with open(store.base_lock_file(self.cfg.study), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # local workers: one scores the base, the others wait
-            if any(store.is_base_trial(t) for t in self.study.get_trials(deepcopy=False)):
-                return
+        def score_base(trial):
             self.progress.say("trial 0: scoring the base model (the reference)")
             where = store.base_dir(self.cfg.study)
             values, summary, seconds = self._score(make_candidate("base", self.base), where)
-            attrs = {A.CANDIDATE: "base", A.DIR: str(where), A.SCORE_S: seconds, A.SCORES: summary.to_dict(orient="records")}
-            self.study.add_trial(optuna.trial.create_trial(params={}, distributions={}, values=values, user_attrs=attrs))
+            attrs = {A.SCORE_S: seconds, A.SCORES: summary.to_dict(orient="records"),
+                     A.ARTIFACTS: store.upload_outputs(self.artifacts, where, None, trial, self.study._storage)}
             self.trackers.log_trial("base", {}, summary, values, attrs)
+            return values, attrs
+
+        self._claimed({A.CANDIDATE: "base", A.KIND: "base"}, store.is_base_trial, score_base)
+
+    def _claimed(self, attrs: dict, same, work, fatal: bool = True) -> None:
+        """Run `work(trial) -> (values, attrs)` on a trial that no other worker, on any machine, runs.
+
+        For what a study needs exactly once (the base model's trial, each merge): the claim is a
+        RUNNING trial in the study's storage, created unless one matching `same` exists, complete or
+        running. Two workers claiming at once both create one; the lower trial number keeps it and the
+        other claim is withdrawn as surplus. A claimant that dies stops its heartbeat, and the next
+        worker to start fails the claim (see heartbeat.py), so it is claimed again. A failure is
+        recorded on the trial with its reason, and raised if `fatal` (Ctrl-C always)."""
+        storage = self.study._storage
+        if self._claims(same):
+            return
+        claim = optuna.trial.create_trial(state=S.RUNNING, params={}, distributions={}, user_attrs={**attrs, A.WORKER: _worker_name()})
+        trial_id = storage.create_new_trial(self.study._study_id, template_trial=claim)
+        if self._claims(same)[0]._trial_id != trial_id:
+            storage.set_trial_user_attr(trial_id, A.SURPLUS, True)
+            storage.set_trial_state_values(trial_id, S.FAIL)
+            return
+        trial = storage.get_trial(trial_id)
+        beat = Heartbeat(self.study, trial)
+        try:
+            values, done = work(trial)
+            for key, value in done.items():
+                storage.set_trial_user_attr(trial_id, key, value)
+            storage.set_trial_state_values(trial_id, S.COMPLETE, values)
+        except BaseException as err:
+            reason = f"interrupted ({interrupt_name(err)})" if isinstance(err, KeyboardInterrupt) else getattr(err, "reason", None) or str(err)
+            storage.set_trial_user_attr(trial_id, A.FAIL_REASON, reason[:500])
+            storage.set_trial_state_values(trial_id, S.FAIL)
+            if fatal or isinstance(err, KeyboardInterrupt):
+                raise
+            log.error("trial %d failed: %s", trial.number, reason)
+            self.trackers.log_failure(f"trial-{trial.number}", attrs, reason)
+        finally:
+            beat.stop()
+
+    def _claims(self, same) -> list[optuna.trial.FrozenTrial]:
+        """Trials matching `same`, complete or running (lowest number first), withdrawn claims aside."""
+        return sorted((t for t in self.study.get_trials(deepcopy=False, states=(S.COMPLETE, S.RUNNING))
+                       if same(t) and not t.user_attrs.get(A.SURPLUS)), key=lambda t: t.number)
 
     def _run_trial(self, trial: optuna.Trial, n_trials: int) -> None:
         """Train, score and tell one trial; a failure is recorded with its reason, never raised (but Ctrl-C and bad input)."""
         cfg, study, say = self.cfg, self.study, self.progress.say
-        trial.set_user_attr(A.WORKER, f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr(A.WORKER, _worker_name())
         params = dict(trial.params)
-        beat = Heartbeat(store.heartbeat_file(cfg.study, trial.number))
+        beat = Heartbeat(study, trial)
         shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
         multi = cfg.multi_fidelity.enabled
         rungs = cfg.rungs() if multi else [params["n_samples"]]
@@ -175,7 +225,7 @@ class SweepWorker:
                 values, summary, attrs = self._train_and_score(trial, {**params, "n_samples": n_samples}, where)
                 curve = attrs.pop("loss_curve")
                 climbed.append({"n_samples": n_samples, "objective": values[0], A.TRAIN_S: attrs[A.TRAIN_S],
-                                A.TOKENS_SEEN: attrs[A.TOKENS_SEEN], A.DIR: str(where)})
+                                A.TOKENS_SEEN: attrs[A.TOKENS_SEEN]})
                 # The trial's training cost is every rung it climbed.
                 attrs.update({A.N_SAMPLES: n_samples, A.TRAIN_S: sum(r[A.TRAIN_S] for r in climbed),
                               A.TOKENS_SEEN: sum(r[A.TOKENS_SEEN] for r in climbed)})
@@ -188,14 +238,19 @@ class SweepWorker:
                     if trial.should_prune():
                         reason = f"pruned at n_samples={n_samples}: objective {values[0]:.4f} not promoted by {type(study.pruner).__name__}"
                         trial.set_user_attr(A.FAIL_REASON, reason)
+                        self._upload(trial, where)
                         study.tell(trial, state=S.PRUNED)
                         self.trackers.log_failure(f"trial-{trial.number}", {**params, "n_samples": n_samples}, reason)
                         say(f"trial {trial.number}: {reason}")
                         self._show_best()
                         return
             t0 = time.perf_counter()
-            self.trackers.log_trial(f"trial-{trial.number}", {**params, "n_samples": rungs[-1]}, summary, values, {**attrs, "loss_curve": curve})
-            trial.set_user_attr(A.STAGES, {**attrs[A.STAGES], "tracking": round(time.perf_counter() - t0, 3)})
+            self.trackers.log_trial(f"trial-{trial.number}", {**params, "n_samples": rungs[-1]}, summary, values,
+                                    {**attrs, "loss_curve": curve, "adapter": str(where / "adapter")})
+            tracking_s = round(time.perf_counter() - t0, 3)
+            t0 = time.perf_counter()
+            self._upload(trial, where)
+            trial.set_user_attr(A.STAGES, {**attrs[A.STAGES], "tracking": tracking_s, "upload": round(time.perf_counter() - t0, 3)})
             study.tell(trial, values)
             say(f"trial {trial.number}: objective {', '.join(f'{v:.4f}' for v in values)}")
             self._show_best()
@@ -222,7 +277,12 @@ class SweepWorker:
         from harness.score.backends import make_candidate
         from harness.train import train
 
-        tcfg = TrainConfig(**{**self.cfg.train.model_dump(), **params, "seed": self.cfg.seed + trial.number})
+        fields = {**self.cfg.train.model_dump(exclude={"init"}), **params, "seed": self.cfg.seed + trial.number}
+        parent = self._best_sft() if fields["method"] == "dpo" and self.cfg.train.init == "best_sft" else None
+        if parent is not None:
+            fields["init_adapter"] = self.artifacts.fetch_folder(parent.user_attrs[A.ARTIFACTS]["adapter"])
+            self.progress.say(f"trial {trial.number}: dpo from trial-{parent.number}'s sft adapter")
+        tcfg = TrainConfig(**fields)
         adapter = where / "adapter"
         if adapter.exists():  # a complete adapter from an attempt that died while scoring
             shutil.rmtree(adapter)
@@ -238,9 +298,72 @@ class SweepWorker:
         stages = {"model load": record["load_s"], "training": record["train_s"], "held-out loss": record["heldout_eval_s"],
                   "adapter load": adapter_s, **{f"scoring {name}": s for name, s in suite_s.items()},
                   "scoring overhead (items, CIs)": round(max(seconds - sum(suite_s.values()), 0.0), 3)}
-        attrs = {A.DIR: str(where), A.ADAPTER: str(adapter), A.TRAIN_S: record["train_s"], A.TOKENS_SEEN: record["tokens_seen"],
+        attrs = {A.KIND: "sft→dpo" if parent is not None else tcfg.method, A.TRAIN_S: record["train_s"], A.TOKENS_SEEN: record["tokens_seen"],
                  A.SCORE_S: seconds, A.SCORES: summary.to_dict(orient="records"), "loss_curve": record["loss_curve"], A.STAGES: stages}
+        if parent is not None:
+            attrs[A.PARENTS] = [store.candidate_name(parent)]
         return values, summary, attrs
+
+    def _best_sft(self) -> optuna.trial.FrozenTrial | None:
+        """The best complete sft trial so far (a dpo trial's starting point under `init: best_sft`)."""
+        sft = [t for t in self.study.get_trials(deepcopy=False, states=(S.COMPLETE,)) if t.user_attrs.get(A.KIND) == "sft"]
+        if not sft:
+            self.progress.say("no sft trial is complete yet: this dpo trial starts from the base")
+            return None
+        return self._ranked(sft)[0]
+
+    def _ranked(self, trials: list) -> list:
+        """Best first, by the (single) objective's direction."""
+        maximize = self.study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+        return sorted(trials, key=lambda t: t.values[0], reverse=maximize)
+
+    # ------------------------------------------------------------ merged candidates
+    def _merge_top(self, spec) -> None:
+        """After the budget: for each merge method, one merged candidate of the top_k complete trials,
+        scored like any trial. Claimed like the base (one worker per method); the merge waits until no
+        trial is running anywhere, so every worker's trials compete for the top_k."""
+        while running := [t for t in self.study.get_trials(deepcopy=False, states=(S.RUNNING,)) if not _claim_kind(t)]:
+            self.progress.say(f"merging after {len(running)} running trial(s) finish")
+            time.sleep(HEARTBEAT_S)
+            recover_stale(self.study)
+        for method in spec.methods:
+            self._claimed({A.KIND: "merge", A.MERGE_METHOD: method},
+                          lambda t, m=method: t.user_attrs.get(A.KIND) == "merge" and t.user_attrs.get(A.MERGE_METHOD) == m,
+                          lambda trial, m=method: self._merge_trial(trial, m, spec), fatal=False)
+
+    def _merge_trial(self, trial, method: str, spec):
+        from harness.score.backends import make_candidate
+        from harness.train import merge as merging
+
+        trained = [t for t in self.study.get_trials(deepcopy=False, states=(S.COMPLETE,)) if not _claim_kind(t)]
+        parents = self._ranked(trained)[:spec.top_k]
+        if len(parents) < 2:
+            raise RuntimeError(f"merge {method}: {len(parents)} complete trial(s); a merge needs at least 2")
+        names = [store.candidate_name(t) for t in parents]
+        self.progress.say(f"trial {trial.number}: merging {', '.join(names)} ({method})")
+        where = store.trial_dir(self.cfg.study, trial.number)
+        adapter = where / "adapter"
+        if adapter.exists():
+            shutil.rmtree(adapter)
+        folders = [(n, self.artifacts.fetch_folder(t.user_attrs[A.ARTIFACTS]["adapter"])) for n, t in zip(names, parents, strict=True)]
+        record = merging.merge(self.base, folders, method, adapter, density=spec.density)
+        cand = make_candidate(store.candidate_name(trial), self.base, adapter)
+        self.engine.add_candidates([cand])
+        values, summary, seconds = self._score(cand, where)
+        # A merge trains nothing: its cost is its parents' (their samples, their training time).
+        cost = {"n_samples": sum(store.params_of(t).get("n_samples", 0) for t in parents), "lora_r": record["r"]}
+        attrs = {A.PARENTS: names, A.PARAMS: cost, A.TRAIN_S: sum(t.user_attrs.get(A.TRAIN_S, 0.0) for t in parents),
+                 A.TOKENS_SEEN: sum(t.user_attrs.get(A.TOKENS_SEEN, 0) for t in parents), A.SCORE_S: seconds,
+                 A.SCORES: summary.to_dict(orient="records"),
+                 A.ARTIFACTS: store.upload_outputs(self.artifacts, where, adapter, trial, self.study._storage)}
+        self.trackers.log_trial(store.candidate_name(trial), cost, summary, values, {**attrs, "adapter": str(adapter)})
+        self.progress.say(f"trial {trial.number}: merge {method} of {', '.join(names)}: objective {values[0]:.4f}")
+        return values, attrs
+
+    def _upload(self, trial: optuna.Trial, where: Path) -> None:
+        """Before the trial is told: its items, scores, train.json and adapter go to the artifact store,
+        where every machine's readers find them (the folder `where` is this worker's scratch space)."""
+        trial.set_user_attr(A.ARTIFACTS, store.upload_outputs(self.artifacts, where, where / "adapter", trial))
 
     def _score(self, cand, out_dir: Path):
         from harness.score.evaluate import evaluate
@@ -264,7 +387,7 @@ class SweepWorker:
     def _counted(self) -> list[optuna.trial.FrozenTrial]:
         """Trials that use the budget: not the base, not a dead worker's (retried), not a surplus ask."""
         return [t for t in self.study.get_trials(deepcopy=False)
-                if not store.is_base_trial(t) and not t.user_attrs.get(A.SURPLUS)
+                if not _claim_kind(t) and not t.user_attrs.get(A.SURPLUS)
                 and not (t.state == S.FAIL and "retried" in t.user_attrs.get(A.FAIL_REASON, ""))
                 and t.state in (S.COMPLETE, S.RUNNING, S.FAIL, S.PRUNED)]
 
@@ -288,6 +411,15 @@ class SweepOutcome:
         if not self.failed:
             return []
         return [f"{self.failed} trial(s) failed or were pruned:"] + [f"  {n} x {reason}" for reason, n in self.reasons.items()]
+
+
+def _claim_kind(t: optuna.trial.FrozenTrial) -> bool:
+    """The base model's trial or a merge: claimed once per study, not a trial of the budget."""
+    return t.user_attrs.get(A.KIND) in ("base", "merge") or store.is_base_trial(t)
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _reason_kind(reason: str) -> str:

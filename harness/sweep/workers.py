@@ -28,11 +28,12 @@ class SweepOptions:
     storage: str | None = None
     backend: str | None = None
     trackers: tuple[str, ...] = ()
+    artifacts: str | None = None
 
     def argv(self, file: Path) -> list[str]:
         args = ["sweep", str(file)]
         for flag, value in (("--n-trials", self.n_trials), ("--timeout", self.timeout), ("--study", self.study),
-                            ("--storage", self.storage), ("--backend", self.backend)):
+                            ("--storage", self.storage), ("--backend", self.backend), ("--artifacts", self.artifacts)):
             if value is not None:
                 args += [flag, str(value)]
         for name in self.trackers:

@@ -1,4 +1,5 @@
-"""One candidate: a LoRA adapter trained with TRL's SFTTrainer on the first n_samples rows.
+"""One candidate: a LoRA adapter trained with TRL (SFT, DPO or ORPO, see trainers.py) on the first
+n_samples rows (or preference pairs), from scratch or continuing `init_adapter`.
 
 `train()` is what both `harness train` and a sweep trial call. The output directory appears only
 when complete (published whole); it holds the peft adapter, loadable by peft and vLLM, and
@@ -20,13 +21,14 @@ from pathlib import Path
 
 from harness.config import TrainConfig
 from harness.errors import UserError
-from harness.models import BaseModel, load_causal_lm, load_tokenizer
+from harness.models import BaseModel, check_adapter, load_causal_lm, load_tokenizer
 from harness.runtime.environment import bf16_supported, device, harness_home
 from harness.runtime.files import publish_dir, write_json
-from harness.runtime.hashing import sha256_file, sha256_json
+from harness.runtime.hashing import sha256_file, sha256_json, sha256_tree
+from harness.store import TRAIN_RECORD
 from harness.train.data import training_split
+from harness.train.trainers import check_method_available, make_trainer
 
-TRAIN_RECORD = "train.json"
 log = logging.getLogger(__name__)
 
 
@@ -76,6 +78,9 @@ def _finite_loss_callback(record: dict):
                 record["loss_curve"].append([state.global_step, loss])
                 if state.global_step % 5 == 0 or state.global_step == state.max_steps:
                     log.info("step %d/%d loss %.4f", state.global_step, state.max_steps, loss)
+                # Preference methods: chosen minus rejected implicit reward (DPO: β·log-ratio vs the reference).
+                if "rewards/margins" in logs:
+                    record["reward_margin"] = float(logs["rewards/margins"])
                 if not math.isfinite(loss):
                     record["failure"] = (f"loss became {loss} at step {state.global_step} (NaN/inf weights or data, too high a "
                                          "learning rate, or a max_seq_len too short to keep any answer token)")
@@ -106,7 +111,10 @@ def preflight(cfg: TrainConfig, out: Path) -> tuple[list[dict], list[dict]]:
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise UserError(f"--out {out}: {out.parent} is not writable")
     resolve_dtype(cfg.dtype)
-    return training_split(cfg.data, cfg.n_samples)
+    check_method_available(cfg.method)
+    if cfg.init_adapter is not None and not (cfg.init_adapter / "adapter_config.json").is_file():
+        raise UserError(f"--init-adapter {cfg.init_adapter}: no adapter_config.json (not a peft adapter directory)")
+    return training_split(cfg.training_file, cfg.n_samples, preference=cfg.uses_pairs)
 
 
 def train(base: BaseModel, cfg: TrainConfig, out: Path) -> dict:
@@ -118,19 +126,31 @@ def train(base: BaseModel, cfg: TrainConfig, out: Path) -> dict:
     dtype = resolve_dtype(cfg.dtype)
     quantization = _qlora_config() if cfg.qlora else None
 
+    init = check_adapter(cfg.init_adapter, base, f"--init-adapter {cfg.init_adapter}") if cfg.init_adapter else None
+
     started = time.perf_counter()
     tokenizer = load_tokenizer(base)
     model = load_causal_lm(base, "float32", quantization)
-    check_target_modules(model, cfg, base)
+    if init is None:
+        check_target_modules(model, cfg, base)
     if quantization is not None:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model)
+    if init is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(cfg.init_adapter), is_trainable=True)
+    data = cfg.training_file
     record = {
         "status": "running",
         "params": cfg.model_dump(mode="json"),
+        "method": cfg.method,
+        "beta": cfg.beta if cfg.uses_pairs else None,
+        "init_adapter": None if init is None else {"path": str(cfg.init_adapter), "r": init.get("r"), "lora_alpha": init.get("lora_alpha")},
         "base": {"spec": base.spec, "identity": base.identity},
-        "data": {"path": str(cfg.data), "sha256": sha256_file(cfg.data), "n_samples": len(train_rows), "heldout_rows": len(heldout_rows)},
+        "data": {"path": str(data), "sha256": sha256_file(data), "n_samples": len(train_rows), "heldout_rows": len(heldout_rows),
+                 "rows": "preference pairs" if cfg.uses_pairs else "prompt/completion"},
         "dtype": dtype,
         "device": device(),
         "loss_curve": [],
@@ -138,7 +158,7 @@ def train(base: BaseModel, cfg: TrainConfig, out: Path) -> dict:
     }
     try:
         with publish_dir(out) as tmp:
-            trainer = make_trainer(model, tokenizer, cfg, dtype, train_rows, heldout_rows, tmp / "trainer", record)
+            trainer = make_trainer(model, tokenizer, cfg, dtype, train_rows, heldout_rows, tmp / "trainer", [_finite_loss_callback(record)])
             if len(trainer.train_dataset) == 0:  # TRL drops rows that keep no answer token after truncation
                 raise UserError(f"--max-seq-len {cfg.max_seq_len}: no row of {cfg.data} keeps an answer token within it "
                                 "(the prompt alone is longer); raise max_seq_len")
@@ -147,7 +167,8 @@ def train(base: BaseModel, cfg: TrainConfig, out: Path) -> dict:
             record["wall_s"] = round(time.perf_counter() - started, 3)
             record["status"] = "ok"
             shutil.rmtree(tmp / "trainer", ignore_errors=True)
-            trainer.model.save_pretrained(tmp)  # the adapter's files at the top of `out`
+            # The trained adapter's files at the top of `out` (not DPO's frozen "ref" copy of an init adapter).
+            trainer.model.save_pretrained(tmp, selected_adapters=["default"])
             write_json(tmp / TRAIN_RECORD, record)
     except TrainingFailed as failure:
         failure.record_path = write_json(failure_record_path(out), failure.record)
@@ -185,8 +206,10 @@ def _fit(trainer, base: BaseModel, cfg: TrainConfig, dtype: str, heldout: bool, 
         record["status"] = "failed"
         raise TrainingFailed(record["failure"], record)
     t0 = time.perf_counter()
-    after = _heldout_loss(trainer) if heldout else None
-    record["heldout_loss"] = {"base": before, "adapter": after}
+    after = _evaluate(trainer) if heldout else {}
+    record["heldout_loss"] = {"init_adapter" if cfg.init_adapter else "base": before, "adapter": _finite(after.get("eval_loss"))}
+    if cfg.uses_pairs:
+        record["reward_margin"] = {"train": record.pop("reward_margin", None), "heldout": _finite(after.get("eval_rewards/margins"))}
     record["heldout_eval_s"] = round(eval_s + time.perf_counter() - t0, 3)
 
 
@@ -204,70 +227,27 @@ def check_target_modules(model, cfg: TrainConfig, base: BaseModel) -> None:
                         f"(its linear layers: {', '.join(linear)}; or all-linear)")
 
 
-def _heldout_loss(trainer) -> float | None:
-    """The held-out loss; None when no held-out row keeps an answer token within max_seq_len."""
-    loss = trainer.evaluate().get("eval_loss")
-    return loss if loss is not None and math.isfinite(loss) else None
+def _evaluate(trainer) -> dict:
+    return trainer.evaluate()
 
 
-def _base_heldout_loss(trainer, base: BaseModel, cfg: TrainConfig, dtype: str, data: dict) -> float:
-    """The base model's held-out loss: the same for every trial of a sweep, so computed once and kept."""
+def _finite(value) -> float | None:
+    """None for a metric that is missing or not finite (no held-out row kept an answer token within max_seq_len)."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _base_heldout_loss(trainer, base: BaseModel, cfg: TrainConfig, dtype: str, data: dict) -> float | None:
+    """The held-out loss before training (the base model's, or the init adapter's): the same for every
+    trial of a sweep with the same method, so computed once and kept."""
+    init = sha256_tree(cfg.init_adapter, ("adapter_config.json", "*.safetensors", "*.bin")) if cfg.init_adapter else None
     key = sha256_json({"base": base.identity, "data": data["sha256"], "heldout": data["heldout_rows"], "dtype": dtype,
-                       "max_seq_len": cfg.max_seq_len, "batch_size": cfg.batch_size, "qlora": cfg.qlora, "device": device()})
+                       "max_seq_len": cfg.max_seq_len, "batch_size": cfg.batch_size, "qlora": cfg.qlora, "device": device(),
+                       "method": cfg.method, "beta": cfg.beta if cfg.uses_pairs else None, "init": init})
     path = harness_home() / "heldout-loss" / f"{key[:32]}.json"
     try:
         return json.loads(path.read_text())["eval_loss"]
     except (OSError, ValueError, KeyError):
         pass
-    loss = _heldout_loss(trainer)
+    loss = _finite(_evaluate(trainer).get("eval_loss"))
     write_json(path, {"eval_loss": loss})  # concurrent workers never read half a file
     return loss
-
-
-def make_trainer(model, tokenizer, cfg: TrainConfig, dtype: str, train_rows, heldout_rows, workdir: Path, record: dict):
-    """TRL's SFTTrainer over conversational prompt/completion rows, LoRA on the given base."""
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers.trainer_callback import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
-
-    args = SFTConfig(
-        output_dir=str(workdir),
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps or -1,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
-        max_length=cfg.max_seq_len,
-        completion_only_loss=True,  # labels -100 on the prompt: only the answer is learned
-        packing=False,
-        bf16=dtype == "bfloat16",
-        use_cpu=device() == "cpu",
-        seed=cfg.seed,
-        logging_steps=1,
-        logging_nan_inf_filter=False,  # the default would hide a NaN loss behind an average
-        include_num_input_tokens_seen="non_padding",
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_pin_memory=False,
-    )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(heldout_rows) if heldout_rows else None,
-        processing_class=tokenizer,
-        peft_config=LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=cfg.target_modules,
-            task_type="CAUSAL_LM",
-        ),
-        callbacks=[_finite_loss_callback(record)],
-    )
-    trainer.remove_callback(PrinterCallback)  # it prints raw log dicts to stdout; we keep the curve instead
-    return trainer

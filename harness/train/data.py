@@ -36,9 +36,36 @@ def to_conversation(row: dict, path: Path, lineno: int) -> dict:
     raise UserError(f"{path}: line {lineno}: expected field 'messages' or fields 'prompt' and 'completion'")
 
 
-def training_split(path: Path, n_samples: int) -> tuple[list[dict], list[dict]]:
-    """The first n_samples rows of the file's fixed permutation, and a held-out tail never trained on."""
-    rows = [to_conversation(row, path, i) for i, row in enumerate(read_jsonl(path), 1)]
+def _turns(value, role: str) -> list[dict] | None:
+    """A string as one turn of `role`, or a list of {role, content} turns as given; None if neither."""
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    if isinstance(value, list) and value and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value):
+        return value
+    return None
+
+
+def to_preference(row: dict, path: Path, lineno: int) -> dict:
+    """A preference row -> TRL's conversational pair {prompt, chosen, rejected}.
+
+    Each field is a string or a list of chat messages; a string prompt becomes one user turn and a
+    string answer one assistant turn, so the chat template applies as it does for SFT."""
+    pair = {"prompt": _turns(row.get("prompt"), "user"), "chosen": _turns(row.get("chosen"), "assistant"),
+            "rejected": _turns(row.get("rejected"), "assistant")}
+    if bad := [k for k, v in pair.items() if v is None]:
+        raise UserError(f"{path}: line {lineno}: field {bad[0]!r} must be a string or a list of {{role, content}} messages "
+                        "(preference rows: prompt, chosen, rejected)")
+    if pair["chosen"] == pair["rejected"]:
+        raise UserError(f"{path}: line {lineno}: 'chosen' and 'rejected' are the same answer")
+    return pair
+
+
+def training_split(path: Path, n_samples: int, preference: bool = False) -> tuple[list[dict], list[dict]]:
+    """The first n_samples rows (preference pairs with `preference`) of the file's fixed permutation,
+    and a held-out tail never trained on."""
+    parse = to_preference if preference else to_conversation
+    rows = [parse(row, path, i) for i, row in enumerate(read_jsonl(path), 1)]
     order = list(range(len(rows)))
     random.Random(PERMUTATION_SEED).shuffle(order)
     heldout_n = min(MAX_HELDOUT, len(rows) // 10)

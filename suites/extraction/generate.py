@@ -1,7 +1,9 @@
 """Deterministic generator of the extraction suite: business records in free text -> JSON fields.
 
 Run `python suites/extraction/generate.py` to rewrite train.jsonl (chat messages, for training),
-dev.jsonl and test.jsonl (id, text, answer, for scoring). Same seed, same bytes.
+dev.jsonl and test.jsonl (id, text, answer, for scoring) and train_prefs.jsonl (preference pairs for
+DPO/ORPO: the train rows' prompts, the correct JSON chosen, a realistic mistake rejected). Same seed,
+same bytes.
 """
 
 from __future__ import annotations
@@ -126,6 +128,37 @@ def record(rng: random.Random) -> tuple[str, str]:
     return text, json.dumps(fields)
 
 
+def mistake(answer: str, text: str, rng: random.Random) -> str:
+    """A wrong answer a model plausibly gives: a field missing, a value copied from the wrong part of
+    the text, the date as written instead of ISO, or malformed JSON."""
+    fields = json.loads(answer)
+    kind = rng.randrange(4)
+    if kind == 0:
+        del fields[rng.choice([k for k in fields if k != "type"])]
+    elif kind == 1:  # two fields' values swapped: each copied from where the other one is in the text
+        a, b = rng.sample([k for k in fields if k != "type"], 2)
+        fields[a], fields[b] = fields[b], fields[a]
+    elif kind == 2:
+        d = date.fromisoformat(fields["date"])
+        written = [f"{MONTHS[d.month - 1]} {d.day}, {d.year}", f"{d.day} {MONTHS[d.month - 1][:3]} {d.year}", f"{d.day:02d}/{d.month:02d}/{d.year}"]
+        fields["date"] = next((w for w in written if w in text), rng.choice(written))
+    else:
+        broken = json.dumps(fields)
+        return rng.choice([broken[:-1], broken.replace('"', "'"), broken.replace(", ", " ", 1)])
+    return json.dumps(fields)
+
+
+def preference_pairs(rows: list[dict], seed: int) -> list[dict]:
+    """One pair per training row, in TRL's conversational preference format."""
+    rng = random.Random(seed)
+    pairs = []
+    for row in rows:
+        *prompt, answer = row["messages"]
+        rejected = mistake(answer["content"], prompt[-1]["content"], rng)
+        pairs.append({"prompt": prompt, "chosen": [answer], "rejected": [{"role": "assistant", "content": rejected}]})
+    return pairs
+
+
 def main(out: Path = Path(__file__).parent) -> None:
     rng = random.Random(SEED)
     seen: set[str] = set()
@@ -146,6 +179,9 @@ def main(out: Path = Path(__file__).parent) -> None:
                 rows.append({"id": f"{split}-{len(rows):04d}", "text": text, "answer": answer})
         with open(out / f"{split}.jsonl", "w") as fh:
             fh.writelines(json.dumps(row) + "\n" for row in rows)
+        if split == "train":  # a generator of its own: the other splits keep their bytes
+            with open(out / "train_prefs.jsonl", "w") as fh:
+                fh.writelines(json.dumps(pair) + "\n" for pair in preference_pairs(rows, SEED + 1))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, make_study
 
 HEAVY = ("transformers.modeling_utils", "peft", "trl", "vllm")
 WRAPPER = f"""
@@ -45,6 +46,12 @@ def sweep(tmp: Path, train="", lora_r="{type: categorical, choices: [4]}", learn
     path.write_text(SWEEP.format(data=data, train=train, lora_r=lora_r, learning_rate=learning_rate, n_samples=n_samples,
                                  suite=suite or EXTRACTION / "suite.yaml", extra=extra))
     return path
+
+
+def a_study(work: Path) -> str:
+    """A real study `s1` in the directory the command runs in (work's parent): the base model's trial."""
+    make_study(work.parent, "s1", {"base": ({}, {"extraction": {"field_f1": np.zeros(4)}})})
+    return "s1"
 
 
 def suite(tmp: Path, edit=lambda text: text, rows=None, files: dict[str, str] | None = None) -> Path:
@@ -181,6 +188,14 @@ CASES = [
     # report, leaderboard, sweep
     ("report unknown study", "report", lambda t, m: ["nosuchstudy"], ["nosuchstudy", "journal.log"]),
     ("leaderboard unknown study", "leaderboard", lambda t, m: ["nosuchstudy"], ["nosuchstudy"]),
+    ("report artifact store not here", "report", lambda t, m: [a_study(t), "--artifacts", t / "nowhere"],
+     ["--artifacts", "nowhere", "no such directory"]),
+    ("forecast artifact store is s3", "forecast", lambda t, m: [a_study(t), "--metric", "extraction.field_f1", "--artifacts", "s3://b/p"],
+     ["--artifacts s3://b/p", "not supported"]),
+    ("dashboard unknown study", "dashboard", lambda t, m: ["nosuchstudy"], ["nosuchstudy", "journal.log"]),
+    ("sweep artifact store is s3", "sweep", lambda t, m: [sweep(t), "--artifacts", "s3://bucket/prefix"], ["--artifacts s3://bucket/prefix", "s3://"]),
+    ("sweep file's artifact store is s3", "sweep", lambda t, m: [sweep(t, extra="artifacts: s3://bucket/prefix\n")],
+     ["sweep.yaml", "artifacts", "s3://"]),
     ("sweep zero workers", "sweep", lambda t, m: [sweep(t), "--workers", "0"], ["--workers 0"]),
     ("sweep unknown tracker", "sweep", lambda t, m: [sweep(t), "--tracker", "wandb"], ["--tracker wandb"]),
     ("sweep file names a missing suite", "sweep", lambda t, m: [sweep(t, suite=t / "none.yaml")], ["none.yaml", "no such file"]),
@@ -215,7 +230,8 @@ def test_bad_input_exits_2_with_one_line_and_loads_nothing(case, command, argv, 
 
 def test_the_table_covers_every_command():
     commands = {command for _, command, _, _ in CASES}
-    assert {"validate", "eval", "train", "gate", "report", "leaderboard", "sweep", "humaneval", "serve", "models"} <= commands
+    assert {"validate", "eval", "train", "gate", "report", "leaderboard", "forecast", "dashboard", "sweep", "humaneval", "serve",
+            "models"} <= commands
     assert len(CASES) >= 30
 
 

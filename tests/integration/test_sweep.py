@@ -1,48 +1,20 @@
 """Sweeps on the tiny model: real Optuna storage, real training and scoring, real trackers."""
 
 import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import optuna
 import psutil
 import pytest
-from conftest import REPO, build_tiny_llama, run_cli
+from conftest import build_tiny_llama, run_cli, sweep_file
 
 from harness import store
-
-
-def sweep_file(tmp: Path, tiny_model: Path, study: str, n_trials: int = 4, trackers=("mlflow", "neptune"), max_steps: int = 2,
-               max_seq_len: int = 160) -> Path:
-    suite_dir = tmp / "suite"
-    suite_dir.mkdir(exist_ok=True)
-    (suite_dir / "dev.jsonl").write_text("\n".join((REPO / "suites/extraction/dev.jsonl").read_text().splitlines()[:3]) + "\n")
-    (suite_dir / "suite.yaml").write_text((REPO / "suites/extraction/suite.yaml").read_text().replace("max_tokens: 96", "max_tokens: 8"))
-    path = tmp / f"{study}.yaml"
-    path.write_text(f"""
-study: {study}
-base: {tiny_model}
-train: {{data: {REPO / 'suites/extraction/train.jsonl'}, max_steps: {max_steps}, batch_size: 4, max_seq_len: {max_seq_len}, dtype: float32}}
-space:
-  lora_r: {{type: categorical, choices: [4, 8]}}
-  learning_rate: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
-  n_samples: {{type: categorical, choices: [16, 32]}}
-suites:
-  - {{suite: {suite_dir / 'suite.yaml'}, weight: 1.0}}
-  - {{suite: mmlu, weight: 0.5, limit: 4}}
-sampler: {{name: random, seed: 0}}
-budget: {{n_trials: {n_trials}}}
-backend: hf
-trackers: [{', '.join(trackers)}]
-""")
-    return path
+from harness.sweep.heartbeat import BEAT
 
 
 def test_sweep_runs_trials_after_the_base_and_tracks_them(tiny_model, tmp_path, harness_home):
@@ -114,9 +86,10 @@ def test_sigkill_mid_trial_then_rerun_finishes_the_budget(tiny_model, tmp_path, 
     env = {**os.environ, "HARNESS_STALE_S": "3"}
     worker = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 900  # generous: a loaded CI machine is slow, the test is not timed
-    while time.time() < deadline and not (tmp_path / "runs/skill/trial-2/heartbeat").exists():
+    while time.time() < deadline and [t.number for t in _running(tmp_path / "runs/skill/journal.log", "skill")] != [2]:
         time.sleep(0.5)
-    assert (tmp_path / "runs/skill/trial-2/heartbeat").exists(), "the sweep never reached trial 2"
+    running = _running(tmp_path / "runs/skill/journal.log", "skill")
+    assert [t.number for t in running] == [2] and BEAT in running[0].system_attrs, "the sweep never reached trial 2"
     time.sleep(2)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
@@ -132,7 +105,7 @@ def test_sigkill_mid_trial_then_rerun_finishes_the_budget(tiny_model, tmp_path, 
     killed = next(t for t in trials if t.number == 2)
     assert killed.state == optuna.trial.TrialState.FAIL and "worker died" in killed.user_attrs["fail_reason"]
     retry = [t for t in trials if t.user_attrs.get("retry_of") == 2]
-    assert len(retry) == 1 and retry[0].params == killed.params and retry[0].state == optuna.trial.TrialState.COMPLETE
+    assert len(retry) == 1 and retry[0].params == killed.params and retry[0].state == optuna.trial.TrialState.COMPLETE, retry[0].user_attrs
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("candidate") != "base"]
     assert len(complete) == 2
     for number, t in before.items():  # completed trials are untouched
@@ -189,31 +162,6 @@ def test_sigterm_to_a_two_worker_sweep_ends_both_and_marks_their_trials_interrup
         after = trials[t.number]
         assert after.state == optuna.trial.TrialState.FAIL and after.user_attrs["fail_reason"] == "interrupted (SIGTERM)"
     assert not _running(journal, "term")
-
-
-@pytest.fixture()
-def postgres_url():
-    """A throwaway PostgreSQL server on 127.0.0.1 (DESIGN.md §6 recipe), run as `postgres` when we are root."""
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-    if not bins:
-        pytest.skip("PostgreSQL is not installed here (make sysdeps installs the Debian package; CI has it)")
-    pg = bins[-1]
-    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    root = Path(tempfile.mkdtemp(prefix="harness-pg-"))  # not under pytest's root-only tmp dirs
-    if as_pg:
-        shutil.chown(root, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run([*as_pg, pg / "initdb", "-D", root / "db", "--auth=trust", "-U", "harness"], check=True, capture_output=True)
-    subprocess.run([*as_pg, pg / "pg_ctl", "-D", root / "db", "-l", root / "log", "-w", "-o",
-                    f"-c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c unix_socket_directories={root}", "start"],
-                   check=True, capture_output=True)
-    try:
-        yield f"postgresql://harness@127.0.0.1:{port}/postgres"  # as the README writes it (no driver named)
-    finally:
-        subprocess.run([*as_pg, pg / "pg_ctl", "-D", root / "db", "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

@@ -7,9 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import UserError
-from harness.models import BaseModel
-from harness.runtime.files import read_json
+from harness.models import BaseModel, check_adapter
 from harness.runtime.hashing import sha256_json, sha256_tree
 
 
@@ -30,20 +28,7 @@ def make_candidate(name: str, base: BaseModel, adapter: Path | None = None) -> C
     if adapter is None:
         return Candidate(name, None, sha256_json({"base": base.identity})[:16])
     adapter = Path(adapter)
-    if not (adapter / "adapter_config.json").is_file():
-        raise UserError(f"--adapter {name}={adapter}: no adapter_config.json (not a peft adapter directory)")
-    if not isinstance(read_json(adapter / "adapter_config.json", "peft adapter config").get("r", 8), int):
-        raise UserError(f"--adapter {name}={adapter / 'adapter_config.json'}: r: expected an integer rank")
-    if not any(adapter.glob("adapter_model.*")):
-        raise UserError(f"--adapter {name}={adapter}: no adapter_model.safetensors (or .bin): the adapter's weights are missing")
-    record = adapter / "train.json"
-    if record.is_file():
-        trained_on = read_json(record, "training record").get("base", {}).get("identity")
-        if trained_on and trained_on != base.identity:
-            raise UserError(
-                f"--adapter {name}={adapter}: trained for base {trained_on[:24]}…, "
-                f"but --base {base.spec} is {base.identity[:24]}…"
-            )
+    check_adapter(adapter, base, f"--adapter {name}={adapter}")
     content = sha256_tree(adapter, ("adapter_config.json", "*.safetensors", "*.bin"))
     return Candidate(name, adapter.resolve(), sha256_json({"base": base.identity, "adapter": content})[:16])
 

@@ -38,7 +38,7 @@ class Tracker(ABC):
     def log_trial(self, name: str, params: dict, summary: pd.DataFrame, values: list[float], attrs: dict) -> None:
         """A finished candidate: `name` ("base" or "trial-<n>"), its params, the per-suite summary
         (candidate, suite, metric, value, ci_low, ci_high, n), objective values, and trial attributes
-        (`loss_curve` [[step, loss]], `train_s`, `tokens_seen`, `score_s`, `adapter` path)."""
+        (`loss_curve` [[step, loss]], `train_s`, `tokens_seen`, `score_s`), and `adapter`, the local adapter folder."""
 
     @abstractmethod
     def log_failure(self, name: str, params: dict, reason: str) -> None:

@@ -54,8 +54,8 @@ class MLflowTracker(Tracker):
             if key in attrs:
                 metrics.append(Metric(key, float(attrs[key]), now, 0))
         self.client.log_batch(run_id, metrics=metrics)
-        if attrs.get(store.TrialAttr.ADAPTER):
-            self.client.log_artifacts(run_id, attrs[store.TrialAttr.ADAPTER], artifact_path="adapter")
+        if attrs.get("adapter"):
+            self.client.log_artifacts(run_id, attrs["adapter"], artifact_path="adapter")
         self.client.set_terminated(run_id)
 
     def log_failure(self, name, params, reason):

@@ -1,0 +1,97 @@
+"""TRL trainers for each training method, configured for CPU-class machines.
+
+sft: `SFTTrainer` on conversational prompt/completion rows, loss on the answer only.
+dpo: `DPOTrainer` on preference pairs. The reference is the model with its trainable adapter set
+     aside: the base model for a fresh adapter, or a frozen copy of `--init-adapter` when continuing
+     one (TRL copies it as adapter "ref"), so SFT-then-DPO is anchored to the SFT model.
+orpo: `ORPOTrainer` (TRL's experimental package): SFT and preference in one stage, no reference.
+
+TRL's preference defaults assume a GPU (bf16, gradient checkpointing, learning rate 1e-6); here the
+dtype, the learning rate and the rest come from the `TrainConfig`, and checkpointing stays off (it
+trades compute for memory, the wrong trade for a 135M model on a CPU).
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+
+from harness.config import TrainConfig
+from harness.errors import UserError
+from harness.runtime.environment import device
+
+
+def _common_args(cfg: TrainConfig, dtype: str, workdir: Path) -> dict:
+    return dict(
+        output_dir=str(workdir),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        max_length=cfg.max_seq_len,
+        bf16=dtype == "bfloat16",
+        gradient_checkpointing=False,
+        use_cpu=device() == "cpu",
+        seed=cfg.seed,
+        logging_steps=1,
+        logging_nan_inf_filter=False,  # the default would hide a NaN loss behind an average
+        include_num_input_tokens_seen="non_padding",
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+    )
+
+
+def _orpo():
+    try:
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+    except ImportError:
+        raise UserError(f"--method orpo: TRL {metadata.version('trl')} has no trl.experimental.orpo (experimental code "
+                        "moves between releases); install the TRL version pyproject.toml pins") from None
+    return ORPOConfig, ORPOTrainer
+
+
+def check_method_available(method: str) -> None:
+    """Before any model loads: the trainer of `method` exists in the installed TRL."""
+    if method == "orpo":
+        _orpo()
+
+
+def make_trainer(model, tokenizer, cfg: TrainConfig, dtype: str, train_rows, heldout_rows, workdir: Path, callbacks: list):
+    """The TRL trainer of cfg.method over `model` (a plain model: a fresh LoRA adapter is added; a
+    PeftModel: its adapter is trained further)."""
+    from datasets import Dataset
+    from peft import LoraConfig, PeftModel
+    from transformers.trainer_callback import PrinterCallback
+
+    common = _common_args(cfg, dtype, workdir)
+    lora = None if isinstance(model, PeftModel) else LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.alpha, lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules, task_type="CAUSAL_LM")
+    if cfg.method == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        trainer_cls = SFTTrainer
+        args = SFTConfig(**common, completion_only_loss=True, packing=False)  # labels -100 on the prompt: only the answer is learned
+    elif cfg.method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        trainer_cls = DPOTrainer
+        args = DPOConfig(**common, beta=cfg.beta, precompute_ref_log_probs=False)
+    else:
+        config_cls, trainer_cls = _orpo()
+        args = config_cls(**common, beta=cfg.beta)
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(heldout_rows) if heldout_rows else None,
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints raw log dicts to stdout; we keep the curve instead
+    return trainer

@@ -1,0 +1,89 @@
+"""The artifact store: readers fetch every trial's outputs from it, from any directory; a missing
+artifact is an error naming the trial, never a thinner report. And `harness dashboard` on a study."""
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import optuna
+import pandas as pd
+from conftest import run_cli
+
+from harness import store
+
+
+def _ids(root, study: str) -> dict[str, dict]:
+    loaded = optuna.load_study(study_name=study, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(root / f"runs/{study}/journal.log"))))
+    return {store.candidate_name(t): t.user_attrs["artifacts"] for t in loaded.get_trials()}
+
+
+def test_readers_fetch_every_trial_from_the_store_and_a_missing_artifact_names_its_trial(study_root, harness_home, tmp_path):
+    shared = tmp_path / "elsewhere" / "store"
+    shutil.move(study_root / "runs/s1/artifacts", shared)
+    for name in ("base", "trial-1", "trial-2"):  # the workers' scratch folders are gone: only the store has the files
+        shutil.rmtree(study_root / "runs/s1" / name)
+    proc = run_cli("report", "s1", cwd=study_root)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("error:") == 1 and "runs/s1/artifacts" in proc.stderr and "--artifacts" in proc.stderr
+
+    proc = run_cli("leaderboard", "s1", "--artifacts", str(shared), "--format", "csv", cwd=study_root)
+    assert proc.returncode == 0, proc.stderr
+    assert {"base", "trial-1", "trial-2"} == set(pd.read_csv(pd.io.common.StringIO(proc.stdout)).candidate)
+    ids = _ids(study_root, "s1")
+    assert set(ids["trial-1"]) == {"items", "scores", "adapter"}  # constructed: an adapter without train.json
+    assert (harness_home / "artifacts" / ids["trial-1"]["items"] / "items.parquet").is_file(), "fetched into the cache by id"
+
+    # Another machine (an empty cache) where trial 2's items never reached the store.
+    shutil.rmtree(harness_home / "artifacts")
+    (shared / ids["trial-2"]["items"]).unlink()
+    for command in (["report", "s1"], ["forecast", "s1", "--metric", "extraction.field_f1"],
+                    ["gate", "--rules", "rules.yaml", "--study", "s1", "--candidate", "trial-1"]):
+        proc = run_cli(*command, "--artifacts", str(shared), cwd=study_root)
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert proc.stderr.count("error:") == 1 and "trial 2 (trial-2)" in proc.stderr and "items" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not (study_root / "reports/s1/best.json").exists(), "no report on a thinner study"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_serves_the_study_on_localhost(study_root):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "dashboard", "s1", "--port", str(port)], cwd=study_root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, studies = time.time() + 60, None
+        while time.time() < deadline and studies is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as resp:
+                    studies = json.load(resp)["study_summaries"]
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[1][-2000:]
+                time.sleep(0.3)
+        assert [s["study_name"] for s in studies] == ["s1"]
+        study_id = studies[0]["study_id"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=10) as resp:
+            detail = json.load(resp)
+        assert len(detail["trials"]) == 3 and {t["state"] for t in detail["trials"]} == {"Complete"}
+        # The constructed trials' files were uploaded to the study (as a sweep uploads the base's): listed and served.
+        items = _ids(study_root, "s1")["trial-1"]["items"]
+        assert items in {a["artifact_id"] for a in detail["artifacts"]}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/artifacts/{study_id}/{items}", timeout=10) as resp:
+            assert resp.read(4) == b"PAR1", "the items file itself, from the artifact store"
+        with socket.socket() as s:  # bound to loopback only
+            s.settimeout(1)
+            other = socket.gethostbyname(socket.gethostname())
+            assert other.startswith("127.") or s.connect_ex((other, port)) != 0
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + 15 and "interrupted (SIGTERM)" in err and "Traceback" not in err, err[-2000:]
