@@ -234,7 +234,8 @@ class TrialAttr:
     KIND = "kind"  # base | sft | dpo | orpo | sft→dpo (dpo from the best sft trial's adapter) | merge
     PARENTS = "parents"  # the candidates a trial started from (sft→dpo) or merged (merge)
     MERGE_METHOD = "merge_method"  # merge: peft's combination type (cat, ties, ...)
-    PARAMS = "params"  # params of a trial Optuna did not sample (a merge): n_samples and lora_r of what it cost
+    PARAMS = "params"  # what a trial is and cost where its sampled params do not say: a merge's or sft→dpo's n_samples (its
+    #                    parents' plus its own) and lora_r (its actual rank)
     ARTIFACTS = "artifacts"  # {items, scores, train, adapter} -> artifact id in the study's artifact store
     N_SAMPLES = "n_samples"  # multi-fidelity: the rung reached (not a sampled param there)
     RUNGS = "rungs"  # multi-fidelity: [{n_samples, objective, train_s, tokens_seen}] climbed
@@ -284,7 +285,7 @@ def open_artifacts(study: optuna.Study, given: str | None, create: bool = False)
 def upload_outputs(artifacts: ArtifactStore, out_dir: Path, adapter: Path | None, owner, storage=None) -> dict[str, str]:
     """Upload what a candidate's scoring (and training) made; returns {kind: artifact id} for `TrialAttr.ARTIFACTS`.
 
-    `owner` is the running trial, or the study for the base model's trial (added once it is scored)."""
+    `owner` is the running trial (with `storage` when it is a FrozenTrial), which Optuna lists them under."""
     files = {"items": Path(out_dir) / ITEMS, "scores": Path(out_dir) / SCORES}
     if adapter is not None:
         files["train"] = Path(adapter) / TRAIN_RECORD

@@ -301,7 +301,10 @@ class SweepWorker:
         attrs = {A.KIND: "sft→dpo" if parent is not None else tcfg.method, A.TRAIN_S: record["train_s"], A.TOKENS_SEEN: record["tokens_seen"],
                  A.SCORE_S: seconds, A.SCORES: summary.to_dict(orient="records"), "loss_curve": record["loss_curve"], A.STAGES: stages}
         if parent is not None:
+            # What this candidate is and cost: the sft adapter's rank, its rows plus these pairs.
+            first = store.params_of(parent)
             attrs[A.PARENTS] = [store.candidate_name(parent)]
+            attrs[A.PARAMS] = {**params, "lora_r": first["lora_r"], "n_samples": params["n_samples"] + first["n_samples"]}
         return values, summary, attrs
 
     def _best_sft(self) -> optuna.trial.FrozenTrial | None:

@@ -176,3 +176,35 @@ merge: {top_k: 2, methods: [cat, ties]}
     assert board.loc[board.kind != "base", "extraction"].notna().all(), "every candidate scored"
     html = (tmp_path / "reports/kinds/index.html").read_text()
     assert all(f"<td>{kind}</td>" in html for kind in ("sft", "orpo", "merge"))
+
+
+def test_init_best_sft_starts_dpo_trials_from_the_best_sft_adapter(tiny_model, tmp_path, harness_home):
+    import optuna
+    from conftest import sweep_file
+
+    from harness import store
+
+    cfg = sweep_file(tmp_path, tiny_model, "chain", n_trials=4, trackers=("none",))
+    text = cfg.read_text().replace("train: {data: ", f"train: {{init: best_sft, preference_data: {PREFS}, data: ")
+    space = """space:
+  lora_r: {type: categorical, choices: [4, 8]}
+  learning_rate: {type: categorical, choices: [0.005]}
+  n_samples: {type: categorical, choices: [16]}
+  method: {type: categorical, choices: [sft, dpo]}
+"""
+    cfg.write_text(text[:text.index("space:")] + space + text[text.index("suites:"):])
+    proc = run_cli("sweep", str(cfg), cwd=tmp_path, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = optuna.load_study(study_name="chain", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/chain/journal.log")))).get_trials()
+    done = {f"trial-{t.number}": t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and not store.is_base_trial(t)}
+    chained = [t for t in done.values() if t.user_attrs["kind"] == "sft→dpo"]
+    assert chained, "a dpo trial after an sft one continues the sft adapter"
+    for t in chained:
+        parent = done[t.user_attrs["parents"][0]]
+        assert parent.user_attrs["kind"] == "sft" and parent.datetime_complete < t.datetime_start
+        earlier = [s for s in done.values() if s.user_attrs["kind"] == "sft" and s.datetime_complete < t.datetime_start]
+        assert parent.values[0] == max(s.values[0] for s in earlier), "the best sft trial complete at the time"
+        assert store.params_of(t)["lora_r"] == parent.params["lora_r"] and store.params_of(t)["n_samples"] == 32
+        record = json.loads((tmp_path / f"runs/chain/trial-{t.number}/adapter/train.json").read_text())
+        assert record["method"] == "dpo" and record["init_adapter"]["r"] == parent.params["lora_r"]

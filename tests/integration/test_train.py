@@ -13,7 +13,7 @@ from conftest import REPO, build_tiny_llama, run_cli
 from harness.config import TrainConfig
 from harness.models import load_causal_lm, load_tokenizer, resolve_base
 from harness.train import TRAIN_RECORD, TrainingFailed, train
-from harness.train.adapter import make_trainer
+from harness.train.trainers import make_trainer
 from harness.train.data import training_split
 
 DATA = REPO / "suites" / "extraction" / "train.jsonl"
@@ -55,7 +55,7 @@ def test_labels_mask_the_prompt(tiny_model, tmp_path):
     base = resolve_base(str(tiny_model))
     tokenizer = load_tokenizer(base)
     rows, _ = training_split(DATA, 4)
-    trainer = make_trainer(load_causal_lm(base), tokenizer, tiny_cfg(n_samples=4), "float32", rows, [], tmp_path, {"loss_curve": []})
+    trainer = make_trainer(load_causal_lm(base), tokenizer, tiny_cfg(n_samples=4), "float32", rows, [], tmp_path, [])
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
     for i in range(2):
         ids, labels = batch["input_ids"][i], batch["labels"][i]
