@@ -25,6 +25,7 @@ EXTRA = [
     ["lmeval_agreement.py"],
     ["train_throughput.py"],
     ["forecast_accuracy.py", "--n", "16,32,64,128,512", "--fit-max", "128", "--items", "50"],  # W5, ~20 min
+    ["preference_methods.py", "--n", "64", "--items", "100"],              # issue 19: sft, orpo, sft→dpo, merge; ~25 min
 ]
 
 if __name__ == "__main__":

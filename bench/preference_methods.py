@@ -85,7 +85,9 @@ def main() -> None:
                  f"all: LoRA rank 16, 1 epoch, batch 8, max_seq_len 192, learning rate {a.lr} (dpo: {a.dpo_lr}), dtype auto; "
                  f"{a.items} extraction items, hf backend, float32 scoring",
                  "time to make: the training loop's seconds from train.json, and the command's wall time (model load, held-out "
-                 "evaluation before and after)"])
+                 "evaluation before and after)",
+                 "cat with weights 1, 1 adds the two adapters' full deltas: two adaptations to one task stacked, not averaged "
+                 "(linear with --weights 0.5,0.5 averages adapters of equal rank)"])
 
 
 if __name__ == "__main__":

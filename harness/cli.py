@@ -163,7 +163,10 @@ def _parse_adapters(adapters: list[str]) -> list[tuple[str, Path]]:
 def eval_cmd(
     base: Annotated[str, typer.Option(help="'default', a .gguf, a model dir or a hub id")] = "default",
     adapter: Annotated[list[str], typer.Option(help="NAME=PATH of a peft adapter; repeatable")] = [],
-    suite: Annotated[list[str], typer.Option(help="a shipped suite name or a suite YAML; repeatable")] = [],
+    suite: Annotated[list[str], typer.Option(help="a shipped suite's name, a suite YAML, or lm-eval:TASK (any lm-eval task "
+                                                  "or group); repeatable")] = [],
+    include_path: Annotated[list[Path], typer.Option(help="lm-eval:TASK: a directory of task YAMLs in lm-eval's format; "
+                                                          "repeatable")] = [],
     limit: Annotated[int | None, typer.Option(help="items per suite (a fixed, stratified subset)")] = None,
     backend: Annotated[str, typer.Option(help="hf | vllm")] = "hf",
     dtype: Annotated[str, typer.Option(help="float32 (default: decides close candidates) | bfloat16")] = "float32",
@@ -185,7 +188,10 @@ def eval_cmd(
         raise UserError(f"--dtype {dtype}: expected float32 or bfloat16")
     if backend not in ("hf", "vllm") or (server and backend != "vllm"):
         raise UserError(f"--backend {backend}: expected hf or vllm" + (" (--server needs --backend vllm)" if server else ""))
-    suites = [load_suite(ref, limit, scope="full") for ref in suite]
+    if include_path and not any(ref.startswith("lm-eval:") for ref in suite):
+        raise UserError("--include-path: only for lm-eval tasks (--suite lm-eval:NAME)")
+    suites = [load_suite(ref, limit, scope="full", include_path=include_path if ref.startswith("lm-eval:") else ())
+              for ref in suite]
     adapters = _parse_adapters(adapter)
     store.prepare_output_dir(out)
     resolved = resolve_base(base)

@@ -187,8 +187,10 @@ class Limits(Strict):
 class SuiteConfig(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
-    builtin: Literal["mmlu", "humaneval"] | None = None
+    builtin: Literal["mmlu", "humaneval", "lm-eval"] | None = None
     # builtin options
+    task: str | None = None  # lm-eval: a task or group name lm-eval's TaskManager knows
+    include_path: list[Path] = []  # lm-eval: directories of task YAMLs in lm-eval's format (relative to this file)
     format: Literal["cloze", "letter"] | None = None  # mmlu
     num_fewshot: Annotated[int, Field(ge=0, le=10)] = 0
     mode: Literal["completion", "chat"] | None = None  # humaneval
@@ -207,6 +209,8 @@ class SuiteConfig(Strict):
 
     @model_validator(mode="after")
     def _complete(self):
+        if self.builtin == "lm-eval" and not self.task:
+            raise ValueError("builtin lm-eval needs 'task': the name of an lm-eval task or group")
         if self.builtin is None:
             missing = [f for f in ("data", "prompt", "target") if getattr(self, f) is None]
             if missing:
@@ -257,7 +261,8 @@ Param = Annotated[CategoricalParam | IntParam | FloatParam, Field(discriminator=
 
 
 class SweepSuite(Strict):
-    suite: str  # a builtin name or a path to a suite YAML
+    suite: str  # a shipped suite's name, a path to a suite YAML, or lm-eval:TASK
+    include_path: list[Path] = []  # lm-eval:TASK: directories of task YAMLs in lm-eval's format
     weight: float = 1.0
     limit: Annotated[int, Field(gt=0)] | None = None
     metric: str | None = None  # default: the suite's headline metric
@@ -365,6 +370,18 @@ class SweepConfig(Strict):
             raise ValueError("train.init: best_sft starts dpo trials from sft ones; the sweep's methods must include both")
         return self
 
+    def relative_to(self, folder: Path) -> SweepConfig:
+        """The file's relative paths (training data, suite files, include paths, the artifact store)
+        resolved against `folder`, the sweep file's own: the same rule as a suite file's data."""
+        def at(path):
+            return path if path is None or Path(path).is_absolute() else folder / path
+
+        train = self.train.model_copy(update={k: at(getattr(self.train, k)) for k in ("data", "preference_data", "init_adapter")})
+        suites = [s.model_copy(update={"suite": str(at(s.suite)) if s.suite.endswith((".yaml", ".yml")) else s.suite,
+                                       "include_path": [at(p) for p in s.include_path]}) for s in self.suites]
+        artifacts = str(at(self.artifacts)) if self.artifacts and "://" not in self.artifacts else self.artifacts
+        return self.model_copy(update={"train": train, "suites": suites, "artifacts": artifacts})
+
     def methods(self) -> list[str]:
         """The training methods the sweep's trials can use."""
         p = self.space.get("method")
@@ -390,7 +407,7 @@ class SweepConfig(Strict):
 class GateRule(Strict):
     """`metric` is SUITE.METRIC. Either an absolute `threshold` or a `max_regression` vs the baseline."""
 
-    metric: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+\.[A-Za-z0-9_]+$")]
+    metric: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+\.[A-Za-z0-9_,-]+$")]  # lm-eval names a filtered metric "exact_match,strict-match"
     op: Literal[">=", "<="] = ">="
     threshold: float | None = None
     max_regression: Annotated[float, Field(ge=0)] | None = None
@@ -437,9 +454,10 @@ def load(path: Path, kind: str | None = None) -> Strict:
         raise UserError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     kind = kind or detect_kind(data)
     try:
-        return KINDS[kind].model_validate(data)
+        cfg = KINDS[kind].model_validate(data)
     except ValidationError as err:
         raise UserError(*format_errors(path, err)) from None
+    return cfg.relative_to(Path(path).parent) if isinstance(cfg, SweepConfig) else cfg
 
 
 def format_errors(path: Path, err: ValidationError) -> list[str]:
@@ -452,7 +470,7 @@ def format_errors(path: Path, err: ValidationError) -> list[str]:
             msg = e["msg"].removeprefix("Value error, ")
             if "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
                 msg += f" (got {e['input']!r})"
-        lines.append(f"{path}: {field}: {msg}")
+        lines.append(f"{path}: {field}: {msg} (reference: docs/suites.md)")
     return lines
 
 

@@ -24,7 +24,7 @@ from harness.score.backends import (
     LoglikelihoodRequest,
 )
 from harness.score.cache import ResponseCache
-from harness.score.lmeval import build_task
+from harness.score.lmeval import build_tasks
 from harness.score.suites import Suite
 
 log = logging.getLogger(__name__)
@@ -97,15 +97,37 @@ def answer(backend: Backend, cache: ResponseCache, requests: list, progress=None
 
 
 def score_suite(suite: Suite, candidates: list[Candidate], backend: Backend, cache: ResponseCache, tokenizer, progress=None) -> pd.DataFrame:
-    task = build_task(suite, tokenizer)
-    task.build_all_requests(limit=None, cache_requests=False)
-    requests = _requests_for(task, candidates)
+    """Every candidate on every item of the suite: the requests of all its tasks answered together, then graded."""
+    tasks = build_tasks(suite, tokenizer)
+    requests = []
+    for name, task, limit in tasks:
+        task.build_all_requests(limit=limit, cache_requests=False)
+        requests += [(name, cand, inst, req) for cand, inst, req in _requests_for(task, candidates)]
     t0 = time.perf_counter()
-    answers = answer(backend, cache, [r for _, _, r in requests], progress)
+    answers = answer(backend, cache, [r for *_, r in requests], progress)
     elapsed = time.perf_counter() - t0
+    rows = []
+    for name, task, _ in tasks:
+        answered = [(cand, inst, ans) for (n, cand, inst, _), ans in zip(requests, answers, strict=True) if n == name]
+        grade = _native_rows if suite.kind.native else _compiled_rows
+        rows += grade(suite, task, candidates, answered, None if len(tasks) == 1 else name)
+    frame = pd.DataFrame([{**row, "candidate_hash": row["candidate"].hash, "candidate": row["candidate"].name, "suite": suite.name,
+                           "suite_version": suite.version, "backend": backend.name, "dtype": backend.dtype} for row in rows],
+                         columns=store.ITEM_COLUMNS)
+    frame.attrs["seconds"] = elapsed
+    return frame
 
+
+def _item(cand: Candidate, item_id, pred, ref, metrics: dict, headline: str, tokens: int, extra: dict) -> dict:
+    return {"candidate": cand, "item_id": str(item_id), "prediction": str(pred), "reference": str(ref),
+            "score": float(metrics[headline]), "metrics": dumps({k: float(v) for k, v in metrics.items()}, indent=None),
+            "tokens": int(tokens), "extra": dumps(extra, indent=None)}
+
+
+def _compiled_rows(suite: Suite, task, candidates: list[Candidate], answered: list, _group_task) -> list[dict]:
+    """Items of a task compiled from the suite: lm-eval's process_results, or the kind's bulk grading."""
     by_cand_doc: dict = {}
-    for (cand, inst, _), ans in zip(requests, answers, strict=True):
+    for cand, inst, ans in answered:
         by_cand_doc.setdefault((cand.hash, inst.doc_id), []).append((inst, ans))
     docs = {inst.doc_id: inst.doc for inst in task.instances}
     keys = [(cand, doc_id) for cand in candidates for doc_id in docs]
@@ -129,15 +151,54 @@ def score_suite(suite: Suite, candidates: list[Candidate], backend: Backend, cac
                 metrics, extra = graded[(cand.hash, doc_id)] if graded else (task.process_results(doc, texts), {})
                 pred, ref = texts[0], doc["_target"]
                 extra = {**extra, **({"samples": texts} if len(texts) > 1 else {})}
-            rows.append({
-                "candidate": cand.name, "candidate_hash": cand.hash, "suite": suite.name, "suite_version": suite.version,
-                "item_id": str(doc["id"]), "prediction": str(pred), "reference": str(ref),
-                "score": float(metrics[suite.headline]), "metrics": dumps({k: float(v) for k, v in metrics.items()}, indent=None),
-                "tokens": int(tokens), "extra": dumps(extra, indent=None), "backend": backend.name, "dtype": backend.dtype,
-            })
-    frame = pd.DataFrame(rows)
-    frame.attrs["seconds"] = elapsed
-    return frame
+            rows.append(_item(cand, doc["id"], pred, ref, metrics, suite.headline, tokens, extra))
+    return rows
+
+
+def _native_rows(suite: Suite, task, candidates: list[Candidate], answered: list, group_task: str | None) -> list[dict]:
+    """Items of one of lm-eval's own tasks, graded as lm-eval's evaluator grades them: the answers go
+    into each instance's `resps`, the task's filters run, and `process_results` runs once per filter."""
+    from harness.score.suites.lmeval_task import metric_keys
+
+    kept = set(metric_keys(task))
+    by_doc: dict[int, list] = {}
+    for inst in task.instances:
+        by_doc.setdefault(inst.doc_id, []).append(inst)
+    for insts in by_doc.values():
+        insts.sort(key=lambda i: i.idx)
+    rows = []
+    for cand in candidates:
+        mine: dict[int, list] = {}
+        for c, inst, ans in answered:
+            if c.hash == cand.hash:
+                mine.setdefault(id(inst), []).append(ans)
+        for inst in task.instances:  # the instances are shared: each candidate's answers in turn
+            inst.resps = [(a[0], a[1]) if inst.request_type == "loglikelihood" else a[0] for a in mine[id(inst)]]
+            inst.filtered_resps = {}
+        task.apply_filters()
+        filters = list(task.instances[0].filtered_resps)
+        for doc_id, insts in by_doc.items():
+            doc, metrics = insts[0].doc, {}
+            for key in filters:
+                for metric, value in task.process_results(doc, [i.filtered_resps[key] for i in insts]).items():
+                    name = metric if key == "none" else f"{metric},{key}"
+                    if name in kept:
+                        metrics[name] = value
+            tokens = sum(a[-1] for inst in insts for a in mine[id(inst)])
+            target = task.doc_to_target(doc)
+            if task.OUTPUT_TYPE == "multiple_choice":
+                choices = task.doc_to_choice(doc)
+                scores = [i.resps[0][0] for i in insts]
+                pred = choices[max(range(len(scores)), key=scores.__getitem__)]
+                ref = choices[target] if isinstance(target, int) else target
+                extra = {"logprobs": scores}
+            else:
+                pred, ref = insts[0].filtered_resps[filters[0]], target
+                extra = {"response": insts[0].resps[0]} if insts[0].resps[0] != pred else {}
+            item = doc_id if group_task is None else f"{group_task}/{doc_id}"
+            rows.append(_item(cand, item, pred, ref, metrics, suite.headline if suite.headline in metrics else next(iter(metrics)),
+                              tokens, extra))
+    return rows
 
 
 def evaluate(base, candidates: list[Candidate], suites: list[Suite], backend_kind: str = "hf", dtype: str = "float32",

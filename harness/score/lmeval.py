@@ -42,3 +42,9 @@ def build_task(suite: Suite, tokenizer=None):
 
     render = suite.kind.renderer(suite, tokenizer) if tokenizer is not None else None
     return ConfigurableTask(config=task_config(suite, render))
+
+
+def build_tasks(suite: Suite, tokenizer=None) -> list[tuple[str, object, int | None]]:
+    """(name, lm-eval task, documents to score: None for all) per task of the suite: lm-eval's own
+    tasks for a native kind, else the one task compiled from the suite."""
+    return suite.kind.native_tasks(suite) or [(suite.name, build_task(suite, tokenizer), None)]

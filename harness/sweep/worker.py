@@ -64,7 +64,7 @@ def check_inputs(cfg: SweepConfig, source: Path, prepare_base: bool = True) -> t
     from harness.train.trainers import check_method_available
 
     base = resolve_base(cfg.base, prepare=prepare_base)
-    suites = {s.suite: load_suite(s.suite, s.limit, scope="sweep") for s in cfg.suites}
+    suites = {s.suite: load_suite(s.suite, s.limit, scope="sweep", include_path=s.include_path) for s in cfg.suites}
     named = [(f"suites[{i}].metric", s.suite, s.metric) for i, s in enumerate(cfg.suites) if s.metric]
     named += [(f"objectives[{i}]", o.suite, o.metric or None) for i, o in enumerate(cfg.objectives)]
     by_name = {**{s.name: s for s in suites.values()}, **suites}

@@ -120,3 +120,20 @@ def test_sweep_values_break_the_training_settings_own_rules_at_load(tmp_path, tr
     with pytest.raises(UserError) as err:
         config.load(sweep, "sweep")
     assert len(err.value.lines) == 1 and err.value.lines[0].startswith(str(sweep)) and expect in err.value.lines[0], err.value.lines
+
+
+def test_a_sweep_files_relative_paths_are_relative_to_the_file(tmp_path, monkeypatch):
+    from harness import config
+
+    folder = tmp_path / "project" / "sweeps"
+    folder.mkdir(parents=True)
+    (folder / "s.yaml").write_text("study: s\ntrain: {data: ../data/train.jsonl, preference_data: /abs/prefs.jsonl}\n"
+                                   "space: {lora_r: {type: categorical, choices: [4]}, learning_rate: {type: categorical, choices: [0.001]},"
+                                   " n_samples: {type: categorical, choices: [8]}}\n"
+                                   "suites: [{suite: ../suites/x.yaml}, {suite: mmlu}, {suite: 'lm-eval:t', include_path: [tasks]}]\n"
+                                   "artifacts: ../shared\n")
+    monkeypatch.chdir(tmp_path)  # the working directory plays no part
+    cfg = config.load(folder / "s.yaml", "sweep")
+    assert cfg.train.data == folder / "../data/train.jsonl" and str(cfg.train.preference_data) == "/abs/prefs.jsonl"
+    assert [s.suite for s in cfg.suites] == [str(folder / "../suites/x.yaml"), "mmlu", "lm-eval:t"]
+    assert cfg.suites[2].include_path == [folder / "tasks"] and cfg.artifacts == str(folder / "../shared")

@@ -13,8 +13,8 @@ from conftest import REPO, build_tiny_llama, run_cli
 from harness.config import TrainConfig
 from harness.models import load_causal_lm, load_tokenizer, resolve_base
 from harness.train import TRAIN_RECORD, TrainingFailed, train
-from harness.train.trainers import make_trainer
 from harness.train.data import training_split
+from harness.train.trainers import make_trainer
 
 DATA = REPO / "suites" / "extraction" / "train.jsonl"
 

@@ -57,6 +57,7 @@ class SuiteKind(ABC):
     """
 
     name: ClassVar[str]
+    native: ClassVar[bool] = False  # lm-eval's own tasks (see native_tasks), not compiled from task_fields
 
     @abstractmethod
     def rows(self, cfg: SuiteConfig, source: Path) -> list[dict]:
@@ -88,6 +89,10 @@ class SuiteKind(ABC):
 
     def renderer(self, suite: Suite, tokenizer) -> Renderer | None:
         """Row -> prompt text (the chat template applied), or None when lm-eval's templates build it."""
+        return None
+
+    def native_tasks(self, suite: Suite) -> list[tuple[str, object, int]] | None:
+        """For `native` kinds: (name, lm-eval task, documents scored) per task; None: one task compiled from task_fields."""
         return None
 
     def grade_bulk(self, suite: Suite, docs: list[dict], samples: list[list[str]]) -> list[tuple[dict, dict]] | None:

@@ -32,12 +32,23 @@ def find_suite_file(ref: str) -> Path:
     raise UserError(f"--suite {ref}: unknown suite (not a YAML file, not one of {', '.join(known)})")
 
 
-def load_suite(ref: str, limit: int | None = None, scope: Literal["full", "sweep"] | None = None) -> Suite:
-    """The suite `ref` with `limit` items, else its own `limit.<scope>`, else all of them."""
+def load_suite(ref: str, limit: int | None = None, scope: Literal["full", "sweep"] | None = None,
+               include_path: list[Path] = ()) -> Suite:
+    """The suite `ref` (a name, a YAML file, or lm-eval:TASK with task YAMLs in `include_path`) with
+    `limit` items, else its own `limit.<scope>`, else all of them."""
+    from harness.score.suites.lmeval_task import PREFIX, config_for
+
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit}: must be at least 1 (or leave it out: the suite's own limit)")
-    source = find_suite_file(ref)
-    cfg = config.load(source, "suite")
+    if include_path and not ref.startswith(PREFIX):
+        raise UserError(f"--include-path: only for lm-eval tasks (--suite {PREFIX}NAME), not --suite {ref}")
+    if ref.startswith(PREFIX):
+        source, cfg = Path(ref), config_for(ref, list(include_path))
+    else:
+        source = find_suite_file(ref)
+        cfg = config.load(source, "suite")
+        if cfg.include_path:  # relative to the suite file, as every path a YAML names
+            cfg = cfg.model_copy(update={"include_path": [source.parent / p for p in cfg.include_path]})
     kind = kind_of(cfg)
     all_rows = kind.rows(cfg, source)
     kind.check(cfg, all_rows, source)
