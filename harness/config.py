@@ -211,6 +211,8 @@ class SuiteConfig(Strict):
     def _complete(self):
         if self.builtin == "lm-eval" and not self.task:
             raise ValueError("builtin lm-eval needs 'task': the name of an lm-eval task or group")
+        if self.builtin != "lm-eval" and (self.task or self.include_path):
+            raise ValueError("'task' and 'include_path' are for lm-eval tasks (builtin: lm-eval)")
         if self.builtin is None:
             missing = [f for f in ("data", "prompt", "target") if getattr(self, f) is None]
             if missing:

@@ -132,7 +132,7 @@ def test_lm_evals_own_api_client_scores_an_adapter_served_by_harness_serve(tiny_
             out = tmp_path / f"lm-{Path(model).name}"
             lm = subprocess.run([LM_EVAL, "--model", "local-completions", "--model_args",
                                  f"model={model},base_url={url}/v1/completions,tokenizer={tiny_model},num_concurrent=1,max_retries=1",
-                                 "--tasks", "harness_record_type", "--include_path", str(task_dir), "--limit", "20",
+                                 "--tasks", "harness_record_type", "--include_path", str(task_dir), "--limit", "10",
                                  "--log_samples", "--output_path", str(out)],
                                 capture_output=True, text=True, timeout=900,
                                 env={**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
@@ -142,7 +142,7 @@ def test_lm_evals_own_api_client_scores_an_adapter_served_by_harness_serve(tiny_
         serve.stop(proc)
         log.close()
     ours = run_cli("eval", "--base", str(tiny_model), "--adapter", f"r8={tiny_adapters['r8']}", "--suite", "lm-eval:harness_record_type",
-                   "--include-path", str(task_dir), "--limit", "20", "--out", str(tmp_path / "ours"), timeout=900)
+                   "--include-path", str(task_dir), "--limit", "10", "--out", str(tmp_path / "ours"), timeout=900)
     assert ours.returncode == 0, ours.stderr[-3000:]
     items = pd.read_parquet(tmp_path / "ours/items.parquet")
     for candidate in ("r8", "base"):

@@ -184,7 +184,7 @@ def test_init_best_sft_starts_dpo_trials_from_the_best_sft_adapter(tiny_model, t
 
     from harness import store
 
-    cfg = sweep_file(tmp_path, tiny_model, "chain", n_trials=4, trackers=("none",))
+    cfg = sweep_file(tmp_path, tiny_model, "chain", n_trials=3, trackers=("none",))
     text = cfg.read_text().replace("train: {data: ", f"train: {{init: best_sft, preference_data: {PREFS}, data: ")
     space = """space:
   lora_r: {type: categorical, choices: [4, 8]}

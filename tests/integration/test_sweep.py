@@ -10,7 +10,6 @@ from pathlib import Path
 
 import optuna
 import psutil
-import pytest
 from conftest import build_tiny_llama, run_cli, sweep_file
 
 from harness import store
@@ -18,7 +17,7 @@ from harness.sweep.heartbeat import BEAT
 
 
 def test_sweep_runs_trials_after_the_base_and_tracks_them(tiny_model, tmp_path, harness_home):
-    cfg = sweep_file(tmp_path, tiny_model, "s4")
+    cfg = sweep_file(tmp_path, tiny_model, "s4", n_trials=2)
     proc = run_cli("sweep", str(cfg), cwd=tmp_path, env={"NEPTUNE_API_TOKEN": ""}, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     study = optuna.load_study(study_name="s4", storage=optuna.storages.JournalStorage(
@@ -26,7 +25,7 @@ def test_sweep_runs_trials_after_the_base_and_tracks_them(tiny_model, tmp_path, 
     trials = study.get_trials()
     assert trials[0].user_attrs["candidate"] == "base" and trials[0].params == {}
     done = [t for t in trials[1:] if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(done) == 4 and len(trials) == 5
+    assert len(done) == 2 and len(trials) == 3
     for t in done:
         assert set(t.params) == {"lora_r", "learning_rate", "n_samples"}
         assert (tmp_path / f"runs/s4/trial-{t.number}/adapter/adapter_config.json").is_file()
@@ -164,26 +163,24 @@ def test_sigterm_to_a_two_worker_sweep_ends_both_and_marks_their_trials_interrup
     assert not _running(journal, "term")
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_two_workers_run_exactly_the_budget(kind, tiny_model, tmp_path, harness_home, request):
-    cfg = sweep_file(tmp_path, tiny_model, "duo", n_trials=4, trackers=("none",))
-    url = f"sqlite:///{tmp_path / 'duo.db'}" if kind == "sqlite" else request.getfixturevalue("postgres_url")
+def test_two_workers_run_exactly_the_budget(tiny_model, tmp_path, harness_home):
+    # Two shells running the same command on one SQLite study (PostgreSQL with workers in separate
+    # directories: test_across_machines.py; --workers N: the SIGTERM test above).
+    cfg = sweep_file(tmp_path, tiny_model, "duo", n_trials=3, trackers=("none",))
+    url = f"sqlite:///{tmp_path / 'duo.db'}"
     cmd = [sys.executable, "-m", "harness.cli", "sweep", str(cfg), "--storage", url]
-    # Two shells running the same command (SQLite), or one command with --workers 2 (PostgreSQL).
-    starts = [cmd, cmd] if kind == "sqlite" else [[*cmd, "--workers", "2"]]
-    workers = [subprocess.Popen(c, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in starts]
+    workers = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for w in workers:
         _, err = w.communicate(timeout=900)
         assert w.returncode == 0, err[-3000:]
     trials = optuna.load_study(study_name="duo", storage=store.storage_for("duo", url)).get_trials()
-    bases = [t for t in trials if t.user_attrs.get("candidate") == "base"]
+    # The base is scored once: a second claim of it (both workers claimed at once) is withdrawn as surplus.
+    bases = [t for t in trials if t.user_attrs.get("candidate") == "base" and t.state == optuna.trial.TrialState.COMPLETE]
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("candidate") != "base"]
-    assert len(bases) == 1 and len(complete) == 4
+    assert len(bases) == 1 and len(complete) == 3
     assert len({t.number for t in trials}) == len(trials)
     assert all(t.user_attrs.get("surplus") for t in trials if t.state == optuna.trial.TrialState.FAIL)
-    if kind == "postgresql":
-        assert (tmp_path / "runs/duo/worker-1.log").is_file()
-        assert len({t.user_attrs["worker"] for t in complete}) <= 2
+    assert len({t.user_attrs["worker"] for t in complete}) <= 2
 
 
 def test_multi_fidelity_climbs_rungs_and_prunes_by_successive_halving(tiny_model, tmp_path, harness_home):
