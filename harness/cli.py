@@ -264,11 +264,7 @@ def merge(
         parsed = [float(w) for w in weights.split(",")] if weights is not None else None
     except ValueError:
         raise UserError(f"--weights {weights}: expected comma-separated numbers, one per --adapter") from None
-    if out.exists():
-        raise UserError(f"--out {out}: already exists; remove it or choose another directory")
-    resolved = resolve_base(base)
-    merging.check(resolved, parents, method, parsed, density, svd_rank)  # every rule before the model loads
-    record = merging.merge(resolved, parents, method, out, parsed, density, svd_rank)
+    record = merging.merge(resolve_base(base), parents, method, out, parsed, density, svd_rank)  # checks every rule first
     console.print(f"merged {', '.join(n for n, _ in parents)} ({method}, weights {record['weights']}) into {out}: rank {record['r']}")
 
 

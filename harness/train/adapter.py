@@ -206,7 +206,7 @@ def _fit(trainer, base: BaseModel, cfg: TrainConfig, dtype: str, heldout: bool, 
         record["status"] = "failed"
         raise TrainingFailed(record["failure"], record)
     t0 = time.perf_counter()
-    after = _evaluate(trainer) if heldout else {}
+    after = trainer.evaluate() if heldout else {}
     record["heldout_loss"] = {"init_adapter" if cfg.init_adapter else "base": before, "adapter": _finite(after.get("eval_loss"))}
     if cfg.uses_pairs:
         record["reward_margin"] = {"train": record.pop("reward_margin", None), "heldout": _finite(after.get("eval_rewards/margins"))}
@@ -227,10 +227,6 @@ def check_target_modules(model, cfg: TrainConfig, base: BaseModel) -> None:
                         f"(its linear layers: {', '.join(linear)}; or all-linear)")
 
 
-def _evaluate(trainer) -> dict:
-    return trainer.evaluate()
-
-
 def _finite(value) -> float | None:
     """None for a metric that is missing or not finite (no held-out row kept an answer token within max_seq_len)."""
     return float(value) if value is not None and math.isfinite(value) else None
@@ -248,6 +244,6 @@ def _base_heldout_loss(trainer, base: BaseModel, cfg: TrainConfig, dtype: str, d
         return json.loads(path.read_text())["eval_loss"]
     except (OSError, ValueError, KeyError):
         pass
-    loss = _finite(_evaluate(trainer).get("eval_loss"))
+    loss = _finite(trainer.evaluate().get("eval_loss"))
     write_json(path, {"eval_loss": loss})  # concurrent workers never read half a file
     return loss
