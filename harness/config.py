@@ -303,6 +303,18 @@ class Budget(Strict):
     timeout_s: Annotated[float, Field(gt=0)] | None = None
 
 
+class Scoring(Strict):
+    """Item-level early stopping of a trial's scoring (Optuna's WilcoxonPruner): items are scored in a
+    fixed order, `chunk` at a time, and a trial stops (PRUNED, with its reason) once it is
+    significantly worse (one-sided Wilcoxon signed-rank, p < alpha) than the best completed trial on
+    the items both have, after at least `min_items` of them. The base model is never stopped."""
+
+    early_stop: Literal["none", "wilcoxon"] = "none"
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    chunk: Annotated[int, Field(gt=0)] = 25
+    min_items: Annotated[int, Field(ge=2)] = 20
+
+
 
 
 STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg2://", "mysql://", "mysql+pymysql://")
@@ -319,6 +331,7 @@ class SweepConfig(Strict):
     pruner: Pruner = Pruner()
     multi_fidelity: MultiFidelity = MultiFidelity()
     budget: Budget = Budget()
+    scoring: Scoring = Scoring()
     seed: int = 0
     backend: Literal["hf", "vllm"] = "hf"
     trackers: list[Literal["mlflow", "neptune", "none"]] = ["mlflow"]
@@ -364,6 +377,12 @@ class SweepConfig(Strict):
                 raise ValueError(f"multi_fidelity.min_samples {self.multi_fidelity.min_samples} exceeds the largest n_samples {self.max_samples()}")
         elif self.pruner.name != "none":
             raise ValueError(f"pruner {self.pruner.name}: needs multi_fidelity.enabled (trials report scores only per n_samples rung)")
+        if self.scoring.early_stop != "none":
+            if self.objectives:
+                raise ValueError("scoring.early_stop: compares items on the default objective (the weighted sum over suites); "
+                                 "remove objectives or early_stop")
+            if self.multi_fidelity.enabled:
+                raise ValueError("scoring.early_stop and multi_fidelity both stop trials through the study's pruner; use one")
         if self.merge is not None and len(self.objectives) > 1:
             raise ValueError("merge: the top_k trials are ranked by one objective; a multi-objective sweep has no such order")
         if "method" in self.space and self.space["method"].type != "categorical":

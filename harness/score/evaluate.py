@@ -255,13 +255,19 @@ def evaluate(base, candidates: list[Candidate], suites: list[Suite], backend_kin
         if own_backend:
             backend.close()
         # Whatever happened, scores.json describes what items.parquet now holds.
-        store.write_scores(
-            out_dir,
-            [{"name": c.name, "hash": c.hash, "adapter": str(c.adapter) if c.adapter else None} for c in candidates],
-            [{"name": s.name, "version": s.version, "headline": s.headline} for s in suites],
-            [f.__dict__ for f in failures],
-            {"backend": backend.name, "dtype": backend.dtype, "seconds": seconds},
-        )
+        write_scores(out_dir, candidates, suites, failures, backend, seconds)
     current = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=store.ITEM_COLUMNS)
     summary = summarize(current) if len(current) else pd.DataFrame()
     return current, summary, failures
+
+
+def write_scores(out_dir: Path, candidates: list[Candidate], suites: list[Suite], failures: list[SuiteFailure], backend: Backend,
+                 seconds: dict[str, float]) -> dict:
+    """scores.json for this run (see store.write_scores); also for a run scored in several calls."""
+    return store.write_scores(
+        out_dir,
+        [{"name": c.name, "hash": c.hash, "adapter": str(c.adapter) if c.adapter else None} for c in candidates],
+        [{"name": s.name, "version": s.version, "headline": s.headline} for s in suites],
+        [f.__dict__ for f in failures],
+        {"backend": backend.name, "dtype": backend.dtype, "seconds": seconds},
+    )

@@ -80,7 +80,10 @@ def make_sampler(cfg: SweepConfig):
 
 
 def make_pruner(cfg: SweepConfig):
-    """The pruner that decides multi-fidelity promotions; steps are n_samples."""
+    """The study's pruner: multi-fidelity promotions (steps are n_samples) or early stopping of
+    scoring (steps are items in the sweep's fixed order, see early_stop.py)."""
+    if cfg.scoring.early_stop == "wilcoxon":
+        return optuna.pruners.WilcoxonPruner(p_threshold=cfg.scoring.alpha, n_startup_steps=cfg.scoring.min_items)
     if not cfg.multi_fidelity.enabled:
         return optuna.pruners.NopPruner()
     mf = cfg.multi_fidelity

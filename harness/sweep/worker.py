@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import pandas as pd
 
 from harness import store
 from harness.config import SweepConfig, TrainConfig
@@ -38,6 +39,7 @@ from harness.errors import UserError
 from harness.models import BaseModel, resolve_base
 from harness.runtime.processes import interrupt_name
 from harness.store import TrialAttr as A
+from harness.sweep.early_stop import ItemOrder, ScoringStopped
 from harness.sweep.heartbeat import HEARTBEAT_S, Heartbeat, recover_stale
 from harness.sweep.progress import SweepProgress
 from harness.sweep.space import (
@@ -93,6 +95,8 @@ class SweepWorker:
         self.tracker_names = trackers or cfg.trackers
         self.base, self.suites = check_inputs(cfg, source)
         directions, self.objective_fn, meta = objectives(cfg, self.suites)
+        self.item_order = (ItemOrder(list(self.suites.values()), meta["weights"], meta["headline"], cfg.scoring.chunk)
+                           if cfg.scoring.early_stop != "none" else None)
         store.study_dir(cfg.study).mkdir(parents=True, exist_ok=True)
         self.study = _create_study(cfg, store.storage_for(cfg.study, storage or cfg.storage), directions)
         if store.OBJECTIVE_META not in self.study.user_attrs:  # what a report needs to read this study on its own
@@ -158,7 +162,7 @@ class SweepWorker:
         def score_base(trial):
             self.progress.say("trial 0: scoring the base model (the reference)")
             where = store.base_dir(self.cfg.study)
-            values, summary, seconds = self._score(make_candidate("base", self.base), where)
+            values, summary, seconds = self._score(make_candidate("base", self.base), where, trial._trial_id)
             attrs = {A.SCORE_S: seconds, A.SCORES: summary.to_dict(orient="records"),
                      A.ARTIFACTS: store.upload_outputs(self.artifacts, where, None, trial, self.study._storage)}
             self.trackers.log_trial("base", {}, summary, values, attrs)
@@ -254,6 +258,14 @@ class SweepWorker:
             study.tell(trial, values)
             say(f"trial {trial.number}: objective {', '.join(f'{v:.4f}' for v in values)}")
             self._show_best()
+        except ScoringStopped as stop:
+            trial.set_user_attr(A.FAIL_REASON, stop.reason)
+            trial.set_user_attr(A.SCORE_S, stop.seconds)
+            self._upload(trial, store.trial_dir(cfg.study, trial.number))
+            study.tell(trial, state=S.PRUNED)
+            self.trackers.log_failure(f"trial-{trial.number}", params, stop.reason)
+            say(f"trial {trial.number}: {stop.reason}")
+            self._show_best()
         except KeyboardInterrupt as err:
             trial.set_user_attr(A.FAIL_REASON, f"interrupted ({interrupt_name(err)})")
             study.tell(trial, state=S.FAIL)
@@ -292,7 +304,7 @@ class SweepWorker:
         t0 = time.perf_counter()
         self.engine.add_candidates([cand])  # hf: loads the adapter now; vllm: on its first request (inside scoring)
         adapter_s = round(time.perf_counter() - t0, 3)
-        values, summary, seconds = self._score(cand, where)
+        values, summary, seconds = self._score(cand, where, trial._trial_id, stoppable=True)
         suite_s = store.read_scores(where).get("seconds", {})
         # W2 (bench/trial_anatomy.py): where a trial's time goes.
         stages = {"model load": record["load_s"], "training": record["train_s"], "held-out loss": record["heldout_eval_s"],
@@ -352,7 +364,7 @@ class SweepWorker:
         record = merging.merge(self.base, folders, method, adapter, density=spec.density)
         cand = make_candidate(store.candidate_name(trial), self.base, adapter)
         self.engine.add_candidates([cand])
-        values, summary, seconds = self._score(cand, where)
+        values, summary, seconds = self._score(cand, where, trial._trial_id)
         # A merge trains nothing: its cost is its parents' (their samples, their training time).
         cost = {"n_samples": sum(store.params_of(t).get("n_samples", 0) for t in parents), "lora_r": record["r"]}
         attrs = {A.PARENTS: names, A.PARAMS: cost, A.TRAIN_S: sum(t.user_attrs.get(A.TRAIN_S, 0.0) for t in parents),
@@ -368,14 +380,39 @@ class SweepWorker:
         where every machine's readers find them (the folder `where` is this worker's scratch space)."""
         trial.set_user_attr(A.ARTIFACTS, store.upload_outputs(self.artifacts, where, where / "adapter", trial))
 
-    def _score(self, cand, out_dir: Path):
-        from harness.score.evaluate import evaluate
+    def _score(self, cand, out_dir: Path, trial_id: int | None = None, stoppable: bool = False):
+        """`cand` on every suite into out_dir -> (objective values, summary, seconds).
+
+        With early stopping (early_stop.py) every item's share of the objective is reported to the
+        trial, and a `stoppable` trial is scored chunk by chunk: ScoringStopped once the study's
+        pruner finds it significantly worse than the best completed trial on the same items."""
+        from harness.score.evaluate import evaluate, write_scores
+        from harness.stats import summarize
 
         t0 = time.perf_counter()
-        _, summary, failures = evaluate(self.base, [cand], list(self.suites.values()), out_dir=out_dir, backend=self.engine,
-                                        live=self.progress.bar)
-        if failures:
-            raise RuntimeError("; ".join(f"suite {f.suite} failed: {f.reason}" for f in failures))
+        order = self.item_order if trial_id is not None else None
+        parts = order.chunks() if order is not None and stoppable else [list(self.suites.values())]
+        storage, frames, suite_s = self.study._storage, [], {}
+        for i, suites in enumerate(parts):
+            frame, _, failures = evaluate(self.base, [cand], suites, out_dir=out_dir, backend=self.engine, live=self.progress.bar)
+            if failures:
+                raise RuntimeError("; ".join(f"suite {f.suite} failed: {f.reason}" for f in failures))
+            frames.append(frame)
+            for name, s in store.read_scores(out_dir).get("seconds", {}).items():
+                suite_s[name] = round(suite_s.get(name, 0.0) + s, 3)
+            if order is None:
+                continue
+            for step, value in order.values(frame).items():
+                storage.set_trial_intermediate_value(trial_id, step, value)
+            if stoppable and i < len(parts) - 1 and self.study.pruner.prune(self.study, storage.get_trial(trial_id)):
+                scored = sum(map(len, frames))
+                best = self.study.best_trial
+                raise ScoringStopped(f"scoring stopped after {scored} of {len(order)} items: significantly worse than "
+                                     f"{store.candidate_name(best)} on them (Wilcoxon signed-rank, p < {self.cfg.scoring.alpha})",
+                                     round(time.perf_counter() - t0, 3))
+        if len(parts) > 1:  # scores.json for the whole run, not its last chunk
+            write_scores(out_dir, [cand], list(self.suites.values()), [], self.engine, suite_s)
+        summary = summarize(pd.concat(frames, ignore_index=True))
         means = {(r.suite, r.metric): r.value for r in summary.itertuples()}
         return self.objective_fn(means), summary, time.perf_counter() - t0
 

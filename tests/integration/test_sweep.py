@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import psutil
 from conftest import build_tiny_llama, run_cli, sweep_file
 
@@ -222,3 +223,60 @@ def test_grid_sweep_stops_when_the_grid_is_done(tiny_model, tmp_path, harness_ho
     trials = [t for t in optuna.load_study(study_name="grid", storage=storage).get_trials() if t.user_attrs.get("candidate") != "base"]
     assert sorted(t.params["lora_r"] for t in trials) == [4, 8]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def test_early_stopping_prunes_a_trial_worse_than_the_best_on_the_same_items(tiny_model, tmp_path, harness_home):
+    """scoring: {early_stop: wilcoxon}: trial 1 learns the task (every answer "yes"), trial 2 (a learning
+    rate that changes nothing) is stopped once the Wilcoxon test finds it worse on the same items; the
+    base and trial 1, fully scored, report every item; the pruned trial cannot be picked."""
+    import json
+
+    suite = tmp_path / "yes"
+    suite.mkdir()
+    (suite / "dev.jsonl").write_text("".join(json.dumps({"id": f"q{i:02d}", "text": f"Record {i}: is it valid?", "answer": "yes"}) + "\n"
+                                             for i in range(40)))
+    (suite / "suite.yaml").write_text("name: affirm\ndata: {path: dev.jsonl}\nprompt: {user: '{text}'}\ntarget: '{answer}'\n"
+                                      "generation: {max_tokens: 3}\nmetrics: [{name: contains}]\nheadline: contains\n")
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps({"messages": [
+        {"role": "user", "content": f"Record {i}: is it valid?"}, {"role": "assistant", "content": "yes"}]}) + "\n" for i in range(100, 180)))
+    cfg = tmp_path / "es.yaml"
+    cfg.write_text(f"""
+study: es
+base: {tiny_model}
+train: {{data: train.jsonl, max_steps: 24, batch_size: 8, max_seq_len: 64, dtype: float32}}
+space:
+  lora_r: {{type: categorical, choices: [8]}}
+  learning_rate: {{type: categorical, choices: [3.0e-2, 1.0e-9]}}
+  n_samples: {{type: categorical, choices: [64]}}
+suites:
+  - {{suite: yes/suite.yaml, weight: 2.0}}
+scoring: {{early_stop: wilcoxon, alpha: 0.1, chunk: 8, min_items: 8}}
+budget: {{n_trials: 2}}
+trackers: [none]
+""")
+    (tmp_path / "runs/es").mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/es/journal.log")))
+    study = optuna.create_study(study_name="es", storage=storage, direction="maximize")
+    for lr in (3e-2, 1e-9):  # the order matters to the test, so it is fixed (Optuna's enqueue_trial)
+        study.enqueue_trial({"lora_r": 8, "learning_rate": lr, "n_samples": 64})
+    proc = run_cli("sweep", str(cfg), cwd=tmp_path, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    S = optuna.trial.TrialState
+    trials = optuna.load_study(study_name="es", storage=storage).get_trials()
+    (base,) = [t for t in trials if t.user_attrs.get("candidate") == "base"]
+    good, bad = [t for t in trials if t.user_attrs.get("candidate") != "base"]  # enqueued first: trials 0 and 1
+    assert base.state == good.state == S.COMPLETE
+    assert len(base.intermediate_values) == len(good.intermediate_values) == 40  # every item, steps 0..39
+    # An item's value is weight x its score (one suite): their mean is the objective.
+    assert abs(sum(good.intermediate_values.values()) / 40 - good.values[0]) < 1e-9
+    assert good.values[0] >= 1.0, "trial 1 did not learn the task: the test cannot tell a worse trial"
+    assert bad.state == S.PRUNED, bad.user_attrs.get("fail_reason")
+    scored = len(bad.intermediate_values)
+    assert 8 <= scored < 40 and scored % 8 == 0  # stopped at a chunk boundary, after min_items
+    reason = bad.user_attrs["fail_reason"]
+    assert f"scoring stopped after {scored} of 40 items" in reason and f"trial-{good.number}" in reason
+    assert pd.read_parquet(tmp_path / f"runs/es/trial-{bad.number}/items.parquet").shape[0] == scored  # its items are kept
+    proc = run_cli("report", "es", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = json.loads((tmp_path / "reports/es/best.json").read_text())
+    assert best["candidate"] == f"trial-{good.number}"

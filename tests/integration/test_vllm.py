@@ -65,3 +65,38 @@ def test_many_prompt_logprob_requests_in_one_step_do_not_crash(both_backends):
     reqs = [LoglikelihoodRequest(cands[i % 3], f"Item {i}: the answer is", f" {i}") for i in range(48)]
     results = vllm.loglikelihood(reqs)
     assert len(results) == 48 and all(r[0] < 0 for r in results)
+
+
+def test_multiple_choice_items_share_their_context_and_score_only_the_continuation(both_backends, monkeypatch):
+    """The plugin's scoring path: choices reuse their item's context from the prefix cache (per
+    candidate), hits stop before the first scored token, and the values still equal transformers'."""
+    from vllm.v1.core.kv_cache_manager import KVCacheManager
+
+    cands, hf, vllm = both_backends
+    hits = []
+    looked_up = KVCacheManager.get_computed_blocks
+
+    def spy(self, request):
+        blocks, n, boundary = looked_up(self, request)
+        hits.append((n, request.sampling_params.extra_args))
+        return blocks, n, boundary
+
+    monkeypatch.setattr(KVCacheManager, "get_computed_blocks", spy)
+    # Contexts of several 16-token blocks; choices that share their first words (a cache hit must
+    # never cover a scored token); the same request twice (a full-prompt hit is capped too).
+    context = "The following is a question about geography, answered with one of four choices. " * 3
+    items = [(context + f"Question {q}: which city is the capital of country number {q}?\nAnswer:",
+              [" The city of Paris", " The city of Rome", " Berlin", " The city of Paris"]) for q in range(3)]
+    reqs = [LoglikelihoodRequest(c, ctx, choice) for ctx, choices in items for c in cands for choice in choices]
+    expected, got = hf.loglikelihood(reqs), vllm.loglikelihood(reqs)
+    for req, (e_ll, e_greedy, e_n), (g_ll, g_greedy, g_n) in zip(reqs, expected, got, strict=True):
+        assert abs(e_ll - g_ll) < 1e-3, (req.candidate.name, req.continuation, e_ll, g_ll)
+        assert (e_greedy, e_n) == (g_greedy, g_n)
+    from harness.score.backends.vllm_plugin import SCORE_FROM
+
+    scored = [(n, extra[SCORE_FROM]) for n, extra in hits if extra and SCORE_FROM in extra]
+    print(scored)
+    assert len(scored) == len(reqs)
+    assert all(n <= score_from - 1 for n, score_from in scored)  # no scored position was read from the cache
+    # All but the first choice of each (item, candidate) reuse the context.
+    assert sum(n > 0 for n, _ in scored) >= len(reqs) - len(items) * len(cands)

