@@ -23,7 +23,10 @@ EXTRA = [
     ["multi_adapter.py", "--k", "1,4,8", "--mmlu", "10", "--extraction", "2", "--lmeval-runs", "3",
      "--table", "multi_adapter-generation"],                            # W1 with generation, ~13 min
     ["lmeval_agreement.py"],
-    ["train_throughput.py"],
+    ["train_throughput.py"],                                             # fp32, padding-free, bf16 vs plain Trainer
+    ["multi_adapter.py", "--k", "1,4,8", "--mmlu", "200", "--extraction", "50", "--lmeval-runs", "3",
+     "--table", "multi_adapter-real"],                                   # W1 at real sizes (issue 22), ~45 min
+    ["early_stopping.py", "--trials", "8", "--items", "64"],             # W6 (issue 22), ~25 min
     ["forecast_accuracy.py", "--n", "16,32,64,128,512", "--fit-max", "128", "--items", "50"],  # W5, ~20 min
     ["preference_methods.py", "--n", "64", "--items", "100"],              # issue 19: sft, orpo, sft→dpo, merge; ~25 min
 ]

@@ -65,6 +65,8 @@ class TrainConfig(Strict):
     seed: int = 0
     dtype: Annotated[Dtype, Field(description="auto (bf16 where the CPU/GPU has it) | float32 | bfloat16")] = "auto"
     qlora: Annotated[bool, Field(description="4-bit base via bitsandbytes (CUDA only)")] = False
+    padding_free: Annotated[bool, Field(description="sft: each batch's rows in one sequence, no padding, position ids "
+                                                    "restarting per row (the same loss); pays when row lengths differ widely")] = False
     method: Annotated[Literal["sft", "dpo", "orpo"],
                       Field(description="sft (supervised) | dpo | orpo (preference pairs: prompt, chosen, rejected)")] = "sft"
     beta: Annotated[float, Field(gt=0, description="dpo: how hard the reference pulls (KL); orpo: weight of the odds-ratio term")] = 0.1

@@ -68,6 +68,33 @@ def test_labels_mask_the_prompt(tiny_model, tmp_path):
         assert answer not in masked
 
 
+def test_padding_free_batches_and_the_trainer_loss_equal_the_padded_batch_loss(tiny_model, tmp_path):
+    """padding_free: rows of different lengths in one sequence, position ids restarting per row: the
+    loss (and so the gradient) equals the padded batch's, and no padding token is computed."""
+    base = resolve_base(str(tiny_model))
+    tokenizer = load_tokenizer(base)
+    rows, _ = training_split(DATA, 8)
+    rows[1]["completion"][0]["content"] *= 3  # lengths that differ widely: padding would be most of the batch
+    # Two loads of the same weights (a fresh LoRA's B is zero: the adapters add nothing yet).
+    padded, free = (make_trainer(load_causal_lm(base), tokenizer, tiny_cfg(n_samples=8, padding_free=flag), "float32", rows, [], tmp_path / str(flag), [])
+                    for flag in (False, True))
+    feats = [padded.train_dataset[i] for i in range(6)]
+    a, b = padded.data_collator(feats), free.data_collator(feats)
+    assert a["input_ids"].shape[0] == 6 and b["input_ids"].shape[0] == 1
+    assert b["input_ids"].shape[1] == int(a["attention_mask"].sum()) < a["input_ids"].numel()
+    with torch.no_grad():
+        loss_a, loss_b = padded.model(**a).loss.item(), free.model(**b).loss.item()
+    assert abs(loss_a - loss_b) < 1e-4, (loss_a, loss_b)
+    # The trainer's own loss (the output layer over the trained positions only) is transformers' loss.
+    with torch.no_grad():
+        assert abs(padded.compute_loss(padded.model, dict(a)).item() - loss_a) < 1e-5
+        assert abs(free.compute_loss(free.model, dict(b)).item() - loss_a) < 1e-4
+    # Without the restarting position ids the rows would attend to each other: a different loss.
+    with torch.no_grad():
+        joined = free.model(input_ids=b["input_ids"], labels=b["labels"]).loss.item()
+    assert abs(joined - loss_a) > 1e-3
+
+
 def test_nan_loss_is_reported_not_hidden(smollm2_dir, tmp_path):
     broken = build_tiny_llama(tmp_path / "broken", smollm2_dir)
     from safetensors.torch import load_file, save_file

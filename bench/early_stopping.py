@@ -1,0 +1,107 @@
+"""W6 (issue 22): item-level early stopping of scoring, the same sweep with and without it.
+
+Two sweeps of SmolLM2 on the extraction task from the same seed, random sampler (its suggestions do
+not depend on results, so both runs train the very same trials): `scoring: {early_stop: none}` and
+`{early_stop: wilcoxon, alpha: 0.1}`. Each run has its own HARNESS_HOME (no response cache shared
+between them; the base model is the same prepared directory). Measured: the best trial of each and
+the scoring time of the whole sweep (every trial's score_s, the base's and stopped trials' included).
+Targets: the same best trial, scoring time >= 1.5x lower with early stopping.
+usage: python bench/early_stopping.py [--trials 8] [--items 64] [--chunk 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+from harness import store
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+SWEEP = """study: {study}
+base: {base}
+train: {{data: {repo}/suites/extraction/train.jsonl, epochs: 1, max_seq_len: 160, batch_size: 8, dtype: auto}}
+space:
+  lora_r: {{type: categorical, choices: [16]}}
+  learning_rate: {{type: float, low: 1.0e-5, high: 3.0e-3, log: true}}
+  n_samples: {{type: categorical, choices: [32, 64]}}
+suites:
+  - {{suite: {repo}/suites/extraction/suite.yaml, weight: 1.0, limit: {items}}}
+sampler: {{name: random, seed: 0}}
+budget: {{n_trials: {trials}}}
+scoring: {scoring}
+backend: hf
+trackers: [none]
+"""
+
+
+def run(tmp: Path, study: str, base: str, trials: int, items: int, scoring: str) -> tuple[optuna.Study, float]:
+    (tmp / f"{study}.yaml").write_text(SWEEP.format(study=study, base=base, repo=REPO, items=items, trials=trials, scoring=scoring))
+    env = {**os.environ, "HARNESS_HOME": str(tmp / f"home-{study}")}
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(REPO / ".venv/bin/harness"), "sweep", f"{study}.yaml"], cwd=tmp, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"harness sweep {study}.yaml failed:\n{proc.stderr[-3000:]}")
+    return optuna.load_study(study_name=study, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp / store.journal_file(study))))), wall
+
+
+def main() -> None:
+    from common import write_table
+
+    from harness.runtime import environment
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--trials", type=int, default=8)
+    p.add_argument("--items", type=int, default=64)
+    p.add_argument("--chunk", type=int, default=16)
+    a = p.parse_args()
+    environment.configure()
+    from harness.models import resolve_base
+
+    base = resolve_base("default").path  # prepared once here, shared by both runs
+    S = optuna.trial.TrialState
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for name, scoring in (("full", "{early_stop: none}"),
+                              ("early", f"{{early_stop: wilcoxon, alpha: 0.1, chunk: {a.chunk}, min_items: {a.chunk}}}")):
+            study, wall = run(tmp, name, base, a.trials, a.items, scoring)
+            trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(store.TrialAttr.SURPLUS)]
+            best = study.best_trial
+            runs[name] = {"wall": wall, "score_s": sum(t.user_attrs.get(store.TrialAttr.SCORE_S) or 0.0 for t in trials),
+                          "complete": sum(t.state == S.COMPLETE and t.params != {} for t in trials),
+                          "pruned": sum(t.state == S.PRUNED for t in trials), "best": best.number, "best_params": best.params,
+                          "best_value": best.values[0],
+                          "items": sum(len(t.intermediate_values) for t in trials),
+                          "params": [t.params for t in sorted(trials, key=lambda t: t.number) if t.params]}
+    full, early = runs["full"], runs["early"]
+    same_trials = full["params"] == early["params"]
+    rows = []
+    for name, r in runs.items():
+        ratio = full["score_s"] / r["score_s"]
+        verdict = "" if name == "full" else ("met" if ratio >= 1.5 and r["best"] == full["best"] else
+                                             "MISSED (target: same best trial, scoring >= 1.5x lower)")
+        rows.append([name, f"{r['complete']} complete, {r['pruned']} stopped", f"trial {r['best']} ({r['best_value']:.4f})",
+                     f"{r['score_s']:.0f}", f"{ratio:.2f}x", f"{r['wall']:.0f}", verdict])
+    write_table("early_stopping", "W6: item-level early stopping of scoring (Wilcoxon), the same sweep with and without (SmolLM2)",
+                ["sweep", "trials", "best trial (objective)", "scoring s (all trials)", "scoring speed-up", "sweep wall s", "verdict"],
+                rows, [f"{a.trials} trials + the base, random sampler seed 0 (same trials in both runs: {same_trials}); "
+                       f"learning_rate 1e-5..3e-3 log x n_samples {{32, 64}}, lora_r 16; extraction {a.items} items, hf backend",
+                       f"early stopping: alpha 0.1, chunks of {a.chunk} items, tested from {a.chunk} items on; "
+                       f"items scored in all: full {full['items'] or 'n/a'}, early {early['items']}",
+                       "target (issue 22): the same best trial, the whole sweep's scoring time >= 1.5x lower"])
+
+
+if __name__ == "__main__":
+    main()
