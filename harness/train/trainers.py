@@ -70,10 +70,12 @@ def answer_only_sft_trainer():
             causal = model.get_base_model() if hasattr(model, "get_base_model") else model
             body = getattr(causal, causal.base_model_prefix)
             fed = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
-            hidden = body(**fed, use_cache=False).last_hidden_state[:, :-1]
             target = inputs["labels"][:, 1:]
             trained = target != -100
-            logits = causal.get_output_embeddings()(hidden[trained]).float()
+            # Accelerate applies bf16 autocast around model.forward, which this bypasses: its context here.
+            with self.accelerator.autocast():
+                hidden = body(**fed, use_cache=False).last_hidden_state[:, :-1]
+                logits = causal.get_output_embeddings()(hidden[trained]).float()
             total = torch.nn.functional.cross_entropy(logits, target[trained], reduction="sum")
             count = num_items_in_batch if num_items_in_batch is not None else trained.sum().clamp(min=1)
             loss = total / count

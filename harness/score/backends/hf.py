@@ -34,8 +34,10 @@ class HFBackend(Backend):
     base_loads = 0  # process-wide count of base-model loads (tests assert one per evaluation)
 
     def __init__(self, base: BaseModel, candidates: list[Candidate], dtype: str = "float32",
-                 batch_tokens: int = 8192, gen_batch_size: int = 16):
+                 batch_tokens: int = 8192, gen_batch_size: int = 48):
         self.base, self.candidates, self.dtype = base, candidates, dtype
+        # Decoding on a CPU reads every weight once per step whatever the batch: 48 rows decoded 50
+        # extraction answers 1.3x faster than 16 (measured for the W1 bench).
         self.batch_tokens, self.gen_batch_size = batch_tokens, gen_batch_size
         self._model = self._tokenizer = None  # loaded on the first cache miss
 
