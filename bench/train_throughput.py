@@ -84,7 +84,12 @@ def main(n_rows: int, steps: int, reps: int) -> None:
     for name, kind, dtype, free in systems:
         peer = statistics.median(speed[f"transformers Trainer + peft, {dtype}"])
         value = statistics.median(speed[name])
-        verdict = "" if kind == "plain" else ("met" if value / peer >= 1.0 else "MISSED (target 1.0x)")
+        if kind == "plain":
+            verdict = ""
+        elif free:  # an option, not the default: it removes padding but attends across the whole flattened batch
+            verdict = "option (pays when row lengths differ widely)"
+        else:
+            verdict = "met" if value / peer >= 1.0 else "MISSED (target 1.0x)"
         table.append([name, f"{value:.1f}", f"{value / peer:.2f}x", verdict])
     notes = [f"{n_rows} extraction rows, {steps} steps of batch 8, LoRA r=16 all-linear, max_seq_len 256, {reps} alternating reps",
              "tokens: non-padding input tokens seen (transformers' counter) over the train() wall time; ratio: against the "
@@ -92,7 +97,9 @@ def main(n_rows: int, steps: int, reps: int) -> None:
     reference = curves["harness train, float32"]
     for name in [n for n in curves if n != "harness train, float32"]:
         delta = max(abs(a - b) / abs(b) for a, b in zip(curves[name], reference, strict=True))
-        notes.append(f"loss curve of '{name}' vs float32, same seed and batches: max relative difference {delta:.2%} over "
+        first = abs(curves[name][0] - reference[0]) / abs(reference[0])  # same weights: numerics alone
+        notes.append(f"loss curve of '{name}' vs float32, same seed and batches: step 1 (same weights) {first:.2%}, "
+                     f"max relative difference {delta:.2%} over "
                      f"{len(reference)} steps ({', '.join(f'{a:.4f}' for a in curves[name])} vs {', '.join(f'{b:.4f}' for b in reference)})")
     write_table("train_throughput", "Training throughput: harness train vs plain Trainer + peft (SmolLM2-135M)",
                 ["system", "train tokens/s (median)", "ratio to the plain Trainer", "verdict"], table, notes)

@@ -12,6 +12,7 @@ from conftest import REPO, build_tiny_llama, run_cli
 
 from harness.config import TrainConfig
 from harness.models import load_causal_lm, load_tokenizer, resolve_base
+from harness.runtime.environment import bf16_supported
 from harness.train import TRAIN_RECORD, TrainingFailed, train
 from harness.train.data import training_split
 from harness.train.trainers import make_trainer
@@ -93,6 +94,22 @@ def test_padding_free_batches_and_the_trainer_loss_equal_the_padded_batch_loss(t
     with torch.no_grad():
         joined = free.model(input_ids=b["input_ids"], labels=b["labels"]).loss.item()
     assert abs(joined - loss_a) > 1e-3
+
+
+@pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bf16 (AVX512-BF16/AMX): dtype auto trains in float32")
+def test_bf16_autocast_loss_curve_stays_near_float32(tiny_model, tmp_path):
+    """dtype bfloat16 is autocast over float32 weights: the first step (same weights) within 1% of
+    float32's loss, the next steps within 10% (the trajectories part as bf16 rounds the updates)."""
+    base = resolve_base(str(tiny_model))
+    curves = {}
+    for dtype in ("float32", "bfloat16"):
+        record = train(base, tiny_cfg(n_samples=16, max_steps=3, batch_size=4, dtype=dtype), tmp_path / dtype)
+        curves[dtype] = [loss for _, loss in record["loss_curve"]]
+    fp32, bf16 = curves["float32"], curves["bfloat16"]
+    assert len(fp32) == len(bf16) == 3
+    assert fp32 != bf16  # autocast really ran in bf16
+    assert abs(bf16[0] - fp32[0]) / fp32[0] < 0.01, (bf16, fp32)
+    assert all(abs(b - f) / f < 0.10 for b, f in zip(bf16, fp32, strict=True)), (bf16, fp32)
 
 
 def test_nan_loss_is_reported_not_hidden(smollm2_dir, tmp_path):
