@@ -1,6 +1,7 @@
 """TRL trainers for each training method, configured for CPU-class machines.
 
-sft: `SFTTrainer` on conversational prompt/completion rows, loss on the answer only.
+sft: `SFTTrainer` on conversational prompt/completion rows, loss on the answer only (through the
+     output layer at the answer's tokens alone: `answer_only_sft_trainer`).
 dpo: `DPOTrainer` on preference pairs. The reference is the model with its trainable adapter set
      aside: the base model for a fresh adapter, or a frozen copy of `--init-adapter` when continuing
      one (TRL copies it as adapter "ref"), so SFT-then-DPO is anchored to the SFT model.
@@ -55,6 +56,11 @@ def _orpo():
     return ORPOConfig, ORPOTrainer
 
 
+# Config fields of models whose logits are scaled or soft-capped after the output layer (Gemma-2,
+# Granite, Cohere, ...): their loss takes TRL's own path, which applies each.
+SCALED_LOGITS = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
+
+
 def answer_only_sft_trainer():
     """TRL's SFTTrainer with a loss that runs the output layer only where a label is trained.
 
@@ -68,6 +74,9 @@ def answer_only_sft_trainer():
     class AnswerOnlySFTTrainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+            config = causal.config.get_text_config()
+            if any(getattr(config, name, None) is not None for name in SCALED_LOGITS):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # TRL knows each rule
             body = getattr(causal, causal.base_model_prefix)
             fed = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
             target = inputs["labels"][:, 1:]
