@@ -95,7 +95,6 @@ def test_multiple_choice_items_share_their_context_and_score_only_the_continuati
     from harness.score.backends.vllm_plugin import SCORE_FROM
 
     scored = [(n, extra[SCORE_FROM]) for n, extra in hits if extra and SCORE_FROM in extra]
-    print(scored)
     assert len(scored) == len(reqs)
     assert all(n <= score_from - 1 for n, score_from in scored)  # no scored position was read from the cache
     # All but the first choice of each (item, candidate) reuse the context.
