@@ -3,6 +3,8 @@
 - SIGTERM is handled like Ctrl-C (`handle_termination`): it raises KeyboardInterrupt in the main
   thread, so every `finally` runs: engines close, servers and workers are stopped, a running trial is
   marked failed ("interrupted (SIGTERM)") and files stay consistent.
+  A library may swallow that exception (a bare `except:`); `raise_if_interrupted` raises it again at
+  the next safe point.
 - Children are started with `die_with_parent` (Linux PR_SET_PDEATHSIG): if the harness is killed
   outright (SIGKILL), the kernel sends them SIGTERM.
 - `stop` ends a child and everything it started: SIGTERM (or SIGINT) to its process group, then
@@ -34,6 +36,14 @@ def handle_termination() -> None:
 def interrupted() -> bool:
     """Whether SIGTERM or SIGINT reached this process."""
     return bool(_received)
+
+
+def raise_if_interrupted() -> None:
+    """Raise the interrupt again if a signal already arrived. A library's bare `except:` can swallow the
+    first KeyboardInterrupt (datasets' fingerprint hashing does, while a trainer is built), so long
+    loops call this at safe points: training steps, scoring chunks, between trials."""
+    if _received:
+        raise KeyboardInterrupt(_received[0])
 
 
 def interrupt_name(err: KeyboardInterrupt | None = None) -> str:

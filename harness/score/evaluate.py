@@ -17,6 +17,7 @@ import pandas as pd
 
 from harness import store
 from harness.runtime.files import dumps
+from harness.runtime.processes import raise_if_interrupted
 from harness.score.backends import (
     Backend,
     Candidate,
@@ -74,6 +75,7 @@ def answer(backend: Backend, cache: ResponseCache, requests: list, progress=None
         progress(len(requests) - len(missing), len(requests))
     start, size = 0, COMMIT_REQUESTS
     while start < len(missing):
+        raise_if_interrupted()
         chunk = missing[start:start + size]
         batch = [requests[i] for i in chunk]
         t0 = time.perf_counter()

@@ -37,7 +37,7 @@ from harness import store
 from harness.config import SweepConfig, TrainConfig
 from harness.errors import UserError
 from harness.models import BaseModel, resolve_base
-from harness.runtime.processes import interrupt_name
+from harness.runtime.processes import interrupt_name, raise_if_interrupted
 from harness.store import TrialAttr as A
 from harness.sweep.early_stop import ItemOrder, ScoringStopped
 from harness.sweep.heartbeat import HEARTBEAT_S, Heartbeat, recover_stale
@@ -125,6 +125,7 @@ class SweepWorker:
             with SweepProgress(self.console, n_trials, len(self._counted())) as self.progress:
                 self._ensure_base_trial()
                 while len(self._counted()) < n_trials and (timeout_s is None or time.time() - started < timeout_s):
+                    raise_if_interrupted()
                     if grid and grid_done(self.study, grid):
                         self.progress.say(f"the grid is done: all {math.prod(map(len, grid.values()))} configurations tried")
                         break

@@ -25,6 +25,7 @@ from harness.models import BaseModel, check_adapter, load_causal_lm, load_tokeni
 from harness.runtime.environment import bf16_supported, device, harness_home
 from harness.runtime.files import publish_dir, write_json
 from harness.runtime.hashing import sha256_file, sha256_json, sha256_tree
+from harness.runtime.processes import raise_if_interrupted
 from harness.store import TRAIN_RECORD
 from harness.train.data import training_split
 from harness.train.trainers import check_method_available, make_trainer
@@ -87,6 +88,21 @@ def _finite_loss_callback(record: dict):
                     control.should_training_stop = True
 
     return FiniteLoss()
+
+
+def _interrupt_callback():
+    from transformers import TrainerCallback
+
+    class StopOnSignal(TrainerCallback):
+        """Raises a SIGTERM/Ctrl-C that a library swallowed while the trainer was built, at the next step."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            raise_if_interrupted()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            raise_if_interrupted()
+
+    return StopOnSignal()
 
 
 def _qlora_config():
@@ -158,7 +174,7 @@ def train(base: BaseModel, cfg: TrainConfig, out: Path) -> dict:
     }
     try:
         with publish_dir(out) as tmp:
-            trainer = make_trainer(model, tokenizer, cfg, dtype, train_rows, heldout_rows, tmp / "trainer", [_finite_loss_callback(record)])
+            trainer = make_trainer(model, tokenizer, cfg, dtype, train_rows, heldout_rows, tmp / "trainer", [_finite_loss_callback(record), _interrupt_callback()])
             if len(trainer.train_dataset) == 0:  # TRL drops rows that keep no answer token after truncation
                 raise UserError(f"--max-seq-len {cfg.max_seq_len}: no row of {cfg.data} keeps an answer token within it "
                                 "(the prompt alone is longer); raise max_seq_len")

@@ -4,6 +4,7 @@ import json
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -146,6 +147,31 @@ def test_interrupted_run_leaves_no_complete_looking_output(tiny_model, tmp_path)
     proc.wait()
     assert not out.exists()
     assert not list(out.parent.rglob(TRAIN_RECORD)) and not list(out.parent.rglob("adapter_config.json"))
+
+
+def test_a_sigterm_swallowed_before_training_stops_it_at_the_first_step(tiny_model, tmp_path):
+    # A library's bare `except:` (datasets hashing a map's arguments while the trainer is built) can
+    # swallow the KeyboardInterrupt SIGTERM raises; the trainer's callback raises it again.
+    out = tmp_path / "adapter"
+    script = textwrap.dedent(f"""
+        import os, signal, sys, time
+        from harness import cli
+        from harness.runtime import processes
+
+        processes.handle_termination()
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except:  # noqa: E722 - what the library does
+            pass
+        sys.argv = ["harness", "train", "--base", {str(tiny_model)!r}, "--data", {str(DATA)!r}, "--n-samples", "64",
+                    "--max-steps", "50", "--dtype", "float32", "--out", {str(out)!r}]
+        cli.main()
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 128 + signal.SIGTERM and "interrupted (SIGTERM)" in proc.stderr, proc.stderr[-2000:]
+    assert "step 5/50" not in proc.stderr  # stopped at its first step, not after training
+    assert not out.exists() and not list(tmp_path.rglob("adapter_config.json"))
 
 
 def test_qlora_on_cpu_is_a_clear_error(tiny_model, tmp_path):
