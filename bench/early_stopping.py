@@ -6,7 +6,7 @@ not depend on results, so both runs train the very same trials): `scoring: {earl
 between them; the base model is the same prepared directory). Measured: the best trial of each and
 the scoring time of the whole sweep (every trial's score_s, the base's and stopped trials' included).
 Targets: the same best trial, scoring time >= 1.5x lower with early stopping.
-usage: python bench/early_stopping.py [--trials 8] [--items 64] [--chunk 16]
+usage: python bench/early_stopping.py [--trials 8] [--items 64] [--chunk 16] [--backend hf|vllm]
 """
 
 from __future__ import annotations
@@ -39,13 +39,14 @@ suites:
 sampler: {{name: random, seed: 0}}
 budget: {{n_trials: {trials}}}
 scoring: {scoring}
-backend: hf
+backend: {backend}
 trackers: [none]
 """
 
 
-def run(tmp: Path, study: str, base: str, trials: int, items: int, scoring: str) -> tuple[optuna.Study, float]:
-    (tmp / f"{study}.yaml").write_text(SWEEP.format(study=study, base=base, repo=REPO, items=items, trials=trials, scoring=scoring))
+def run(tmp: Path, study: str, base: str, trials: int, items: int, scoring: str, backend: str) -> tuple[optuna.Study, float]:
+    (tmp / f"{study}.yaml").write_text(SWEEP.format(study=study, base=base, repo=REPO, items=items, trials=trials, scoring=scoring,
+                                                         backend=backend))
     env = {**os.environ, "HARNESS_HOME": str(tmp / f"home-{study}")}
     t0 = time.perf_counter()
     proc = subprocess.run([str(REPO / ".venv/bin/harness"), "sweep", f"{study}.yaml"], cwd=tmp, capture_output=True, text=True, env=env)
@@ -65,6 +66,7 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=8)
     p.add_argument("--items", type=int, default=64)
     p.add_argument("--chunk", type=int, default=16)
+    p.add_argument("--backend", default="hf", choices=("hf", "vllm"))
     a = p.parse_args()
     environment.configure()
     from harness.models import resolve_base
@@ -76,7 +78,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         for name, scoring in (("full", "{early_stop: none}"),
                               ("early", f"{{early_stop: wilcoxon, alpha: 0.1, chunk: {a.chunk}, min_items: {a.chunk}}}")):
-            study, wall = run(tmp, name, base, a.trials, a.items, scoring)
+            study, wall = run(tmp, name, base, a.trials, a.items, scoring, a.backend)
             trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(store.TrialAttr.SURPLUS)]
             best = study.best_trial
             runs[name] = {"wall": wall, "score_s": sum(t.user_attrs.get(store.TrialAttr.SCORE_S) or 0.0 for t in trials),
@@ -94,10 +96,10 @@ def main() -> None:
                                              "MISSED (target: same best trial, scoring >= 1.5x lower)")
         rows.append([name, f"{r['complete']} complete, {r['pruned']} stopped", f"trial {r['best']} ({r['best_value']:.4f})",
                      f"{r['score_s']:.0f}", f"{ratio:.2f}x", f"{r['wall']:.0f}", verdict])
-    write_table("early_stopping", "W6: item-level early stopping of scoring (Wilcoxon), the same sweep with and without (SmolLM2)",
+    write_table("early_stopping" + ("" if a.backend == "hf" else f"-{a.backend}"), "W6: item-level early stopping of scoring (Wilcoxon), the same sweep with and without (SmolLM2)",
                 ["sweep", "trials", "best trial (objective)", "scoring s (all trials)", "scoring speed-up", "sweep wall s", "verdict"],
                 rows, [f"{a.trials} trials + the base, random sampler seed 0 (same trials in both runs: {same_trials}); "
-                       f"learning_rate 1e-5..3e-3 log x n_samples {{32, 64}}, lora_r 16; extraction {a.items} items, hf backend",
+                       f"learning_rate 1e-5..3e-3 log x n_samples {{32, 64}}, lora_r 16; extraction {a.items} items, {a.backend} backend",
                        f"early stopping: alpha 0.1, chunks of {a.chunk} items, tested from {a.chunk} items on; "
                        f"items scored in all: full {full['items'] or 'n/a'}, early {early['items']}",
                        "target (issue 22): the same best trial, the whole sweep's scoring time >= 1.5x lower"])

@@ -307,7 +307,7 @@ class Budget(Strict):
 
 class Scoring(Strict):
     """Item-level early stopping of a trial's scoring (Optuna's WilcoxonPruner): items are scored in a
-    fixed order, `chunk` at a time, and a trial stops (PRUNED, with its reason) once it is
+    fixed order, tested after `chunk`, 2x, 4x, ... items (early_stop.py), and a trial stops (PRUNED, with its reason) once it is
     significantly worse (one-sided Wilcoxon signed-rank, p < alpha) than the best completed trial on
     the items both have, after at least `min_items` of them. The base model is never stopped."""
 
