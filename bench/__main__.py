@@ -26,7 +26,7 @@ EXTRA = [
     ["train_throughput.py"],                                             # fp32, padding-free, bf16 vs plain Trainer
     ["multi_adapter.py", "--k", "1,4,8", "--mmlu", "200", "--extraction", "50", "--lmeval-runs", "3",
      "--table", "multi_adapter-real"],                                   # W1 at real sizes (issue 22), ~45 min
-    ["early_stopping.py", "--trials", "8", "--items", "64"],             # W6 (issue 22), ~25 min
+    ["early_stopping.py", "--trials", "8", "--items", "96", "--backend", "vllm"],  # W6 (issue 22), ~20 min
     ["forecast_accuracy.py", "--n", "16,32,64,128,512", "--fit-max", "128", "--items", "50"],  # W5, ~20 min
     ["preference_methods.py", "--n", "64", "--items", "100"],              # issue 19: sft, orpo, sft→dpo, merge; ~25 min
 ]

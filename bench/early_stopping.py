@@ -100,7 +100,7 @@ def main() -> None:
                 ["sweep", "trials", "best trial (objective)", "scoring s (all trials)", "scoring speed-up", "sweep wall s", "verdict"],
                 rows, [f"{a.trials} trials + the base, random sampler seed 0 (same trials in both runs: {same_trials}); "
                        f"learning_rate 1e-5..3e-3 log x n_samples {{32, 64}}, lora_r 16; extraction {a.items} items, {a.backend} backend",
-                       f"early stopping: alpha 0.1, chunks of {a.chunk} items, tested from {a.chunk} items on; "
+                       f"early stopping: alpha 0.1, chunk {a.chunk}: tested after {a.chunk}, {2 * a.chunk}, {4 * a.chunk}, ... items; "
                        f"items scored in all: full {full['items'] or 'n/a'}, early {early['items']}",
                        "target (issue 22): the same best trial, the whole sweep's scoring time >= 1.5x lower"])
 

@@ -6,9 +6,9 @@ an Optuna intermediate value, the item's place in that order being the step, so 
 `WilcoxonPruner` compares a trial with the best completed trial on the very items both have
 (paired, one-sided signed-rank test). Every fully scored trial (the base and merges included)
 reports all its items, so the best trial always has them; a trial being trained is scored in
-pieces, tested after `chunk`, 2·`chunk`, 4·`chunk`, … items, and stops once the pruner says it is
-significantly worse. Its items so far
-are kept, and the trial is PRUNED with the reason: it can never be picked.
+parts, tested after `chunk`, 2·`chunk`, 4·`chunk`, … items, and stops once the pruner says it is
+significantly worse. Its items so far are kept, and the trial is PRUNED with the reason: it can
+never be picked.
 
 An item's value is w_s * N / n_s * its headline score (suite s, weight w_s, n_s items, N in all),
 so the mean of a fully scored trial's values is its objective. lm-eval's own tasks (native suites)
