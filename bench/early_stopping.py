@@ -21,7 +21,8 @@ from pathlib import Path
 
 import optuna
 
-from harness import store
+from harness.store import paths
+from harness.store import study as studies
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -54,7 +55,7 @@ def run(tmp: Path, study: str, base: str, trials: int, items: int, scoring: str,
     if proc.returncode != 0:
         raise SystemExit(f"harness sweep {study}.yaml failed:\n{proc.stderr[-3000:]}")
     return optuna.load_study(study_name=study, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp / store.journal_file(study))))), wall
+        optuna.storages.journal.JournalFileBackend(str(tmp / paths.journal_file(study))))), wall
 
 
 def main() -> None:
@@ -79,9 +80,9 @@ def main() -> None:
         for name, scoring in (("full", "{early_stop: none}"),
                               ("early", f"{{early_stop: wilcoxon, alpha: 0.1, chunk: {a.chunk}, min_items: {a.chunk}}}")):
             study, wall = run(tmp, name, base, a.trials, a.items, scoring, a.backend)
-            trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(store.TrialAttr.SURPLUS)]
+            trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(studies.TrialAttr.SURPLUS)]
             best = study.best_trial
-            runs[name] = {"wall": wall, "score_s": sum(t.user_attrs.get(store.TrialAttr.SCORE_S) or 0.0 for t in trials),
+            runs[name] = {"wall": wall, "score_s": sum(t.user_attrs.get(studies.TrialAttr.SCORE_S) or 0.0 for t in trials),
                           "complete": sum(t.state == S.COMPLETE and t.params != {} for t in trials),
                           "pruned": sum(t.state == S.PRUNED for t in trials), "best": best.number, "best_params": best.params,
                           "best_value": best.values[0],

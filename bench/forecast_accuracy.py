@@ -23,8 +23,8 @@ sys.path.insert(0, str(HERE))
 def main() -> None:
     from common import extraction_grid, write_table
 
-    from harness import store
     from harness.select.forecast import Curve, forecast, study_items
+    from harness.store import reading
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", default="16,32,64,128,512")
@@ -46,7 +46,7 @@ def main() -> None:
         here = os.getcwd()
         os.chdir(tmp)  # the store reads runs/ relative to the working directory
         try:
-            items = study_items(store.load_study("w5"), metric)
+            items = study_items(reading.load_study("w5"), metric)
         finally:
             os.chdir(here)
     fit_on = items[items.n_samples <= a.fit_max]

@@ -58,8 +58,8 @@ def scoring(kind: str, items: int, reps: int) -> dict:
     from harness.models import resolve_base
     from harness.score.backends import create, make_candidate
     from harness.score.backends.base import GenerateRequest, LoglikelihoodRequest
-    from harness.score.lmeval import build_task
     from harness.score.suites import load_suite
+    from harness.score.suites.compiled import build_task
 
     base = resolve_base("default")
     cand = make_candidate("base", base)

@@ -27,10 +27,10 @@ def main(limit: int) -> None:
     from lm_eval.models.huggingface import HFLM
 
     from harness.models import load_causal_lm, load_tokenizer, resolve_base
+    from harness.score import eval_command
     from harness.score.backends import make_candidate
-    from harness.score.evaluate import evaluate
-    from harness.score.lmeval import build_task
     from harness.score.suites import load_suite
+    from harness.score.suites.compiled import build_task
     from harness.stats import mean_ci
 
     base = resolve_base("default")
@@ -39,7 +39,7 @@ def main(limit: int) -> None:
         suite = load_suite(ref, limit)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            items, _, _ = evaluate(base, [make_candidate("base", base)], [suite], "hf", out_dir=Path(tmp), use_cache=False)
+            items = eval_command.run(base, [make_candidate("base", base)], [suite], "hf", out_dir=Path(tmp), use_cache=False)[0].items
         ours_s = time.perf_counter() - t0
         mine = items.set_index("item_id")["extra"].map(lambda e: max(range(4), key=json.loads(e)["logprobs"].__getitem__))
         t0 = time.perf_counter()
@@ -55,7 +55,7 @@ def main(limit: int) -> None:
                      f"{ours_s:.0f}", f"{theirs_s:.0f}"])
     write_table("lmeval_agreement", "MMLU per-item agreement: harness (hf backend) vs lm-eval HFLM, SmolLM2-135M fp32",
                 ["suite", "items", "same choice", "harness acc ± stderr", "lm-eval acc ± stderr", "harness s", "lm-eval s"], rows,
-                ["same task object (harness.score.lmeval.build_task) for both; no caches"])
+                ["same task object (harness.score.suites.compiled.build_task) for both; no caches"])
 
 
 if __name__ == "__main__":

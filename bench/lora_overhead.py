@@ -43,8 +43,8 @@ def worker(engine: str, dtype: str, items: int, reps: int) -> list[dict]:
     from harness.models import load_tokenizer, resolve_base
     from harness.score.backends.parity import random_adapters
     from harness.score.backends.tokens import encode_pair
-    from harness.score.lmeval import build_task
     from harness.score.suites import load_suite
+    from harness.score.suites.compiled import build_task
 
     if engine != "stock":
         from harness.score.backends.vllm_plugin import register

@@ -55,8 +55,8 @@ def lmeval_worker(model: str, adapter: str, suites: list[str], out: str) -> None
     import lm_eval
 
     from harness.models import load_tokenizer, resolve_base
-    from harness.score.lmeval import build_task
     from harness.score.suites import load_suite
+    from harness.score.suites.compiled import build_task
 
     base = resolve_base("default")
     tok = load_tokenizer(base)

@@ -36,8 +36,8 @@ def run(*args: str, cwd: Path) -> float:
 def main() -> None:
     from common import write_table
 
-    from harness import store
     from harness.stats import mean_ci, metric_frame, paired_difference
+    from harness.store import results
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=64)
@@ -63,13 +63,13 @@ def main() -> None:
         adapters = [f"--adapter={k}={tmp / f}" for k, f in folders.items()]
         run("eval", "--base", "default", *adapters, "--suite", suite, "--limit", str(a.items), "--out", "scores", cwd=tmp)
         f1 = lambda items: metric_frame(items).query("metric == 'field_f1'")  # noqa: E731
-        values = {c: g.set_index("item_id")["value"].astype(float) for c, g in f1(store.read_items(tmp / "scores")).groupby("candidate")}
+        values = {c: g.set_index("item_id")["value"].astype(float) for c, g in f1(results.read_items(tmp / "scores")).groupby("candidate")}
         best = sorted(folders, key=lambda k: values[k].mean(), reverse=True)[:2]
         made["merge"] = run("merge", "--base", "default", *[f"--adapter={k.replace('→', '-')}={tmp / folders[k]}" for k in best],
                             "--method", "cat", "--out", "merged", cwd=tmp)
         run("eval", "--base", "default", f"--adapter=merge={tmp / 'merged'}", "--suite", suite, "--limit", str(a.items),
             "--out", "scores", cwd=tmp)
-        values = {c: g.set_index("item_id")["value"].astype(float) for c, g in f1(store.read_items(tmp / "scores")).groupby("candidate")}
+        values = {c: g.set_index("item_id")["value"].astype(float) for c, g in f1(results.read_items(tmp / "scores")).groupby("candidate")}
     rows = []
     for name in ("base", "sft", "orpo", "sft→dpo", "merge"):
         ci = mean_ci(values[name])

@@ -23,7 +23,7 @@ import optuna
 import pandas as pd
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from harness import store
+from harness.store import paths
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -45,9 +45,9 @@ def items_frame(cand: str, quality: float, n: int, rng) -> pd.DataFrame:
 
 def build_study(root: Path, n_trials: int, n_items: int) -> None:
     rng = np.random.default_rng(0)
-    runs = root / store.study_dir("bench")
+    runs = root / paths.study_dir("bench")
     runs.mkdir(parents=True)
-    study = optuna.create_study(study_name="bench", storage=JournalStorage(JournalFileBackend(str(root / store.journal_file("bench")))))
+    study = optuna.create_study(study_name="bench", storage=JournalStorage(JournalFileBackend(str(root / paths.journal_file("bench")))))
     study.set_user_attr("objective", {"weights": {"extraction": 1.0, "mmlu": 0.5}, "headline": SUITES, "directions": ["maximize"]})
     dists = {"lora_r": optuna.distributions.CategoricalDistribution([4, 8, 16, 32]),
              "learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import optuna
 
-from harness import store
+from harness.store import paths
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -38,7 +38,7 @@ def run(tmp: Path, study: str, lrs: list[str], ns: list[int], items: int, multi_
     if proc.returncode != 0:
         raise SystemExit(f"harness sweep {study}.yaml failed:\n{proc.stderr[-3000:]}")
     return optuna.load_study(study_name=study, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp / store.journal_file(study)))))
+        optuna.storages.journal.JournalFileBackend(str(tmp / paths.journal_file(study)))))
 
 
 def curve(study: optuna.Study) -> tuple[float, list[tuple[float, float]]]:

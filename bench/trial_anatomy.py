@@ -19,7 +19,8 @@ from pathlib import Path
 
 import optuna
 
-from harness import store
+from harness.store import paths
+from harness.store import study as studies
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -29,7 +30,7 @@ sys.path.insert(0, str(HERE))
 def anatomy(study: optuna.Study) -> list[list]:
     rows = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        stages = t.user_attrs.get(store.TrialAttr.STAGES)
+        stages = t.user_attrs.get(studies.TrialAttr.STAGES)
         if not stages:
             continue  # the base trial: nothing trained
         wall = (t.datetime_complete - t.datetime_start).total_seconds()
@@ -51,7 +52,7 @@ def main() -> None:
     if a.study:
         where = Path.cwd()
         study = optuna.load_study(study_name=a.study, storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(where / store.journal_file(a.study)))))
+            optuna.storages.journal.JournalFileBackend(str(where / paths.journal_file(a.study)))))
         source = f"study {a.study} (runs/{a.study})"
     else:
         tmp = Path(tempfile.mkdtemp(prefix="w2-"))
@@ -61,7 +62,7 @@ def main() -> None:
         subprocess.run([str(REPO / ".venv/bin/harness"), "sweep", "w2.yaml", "--n-trials", "1", "--backend", a.backend],
                        cwd=tmp, check=True, capture_output=True)
         study = optuna.load_study(study_name="w2", storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(tmp / store.journal_file("w2")))))
+            optuna.storages.journal.JournalFileBackend(str(tmp / paths.journal_file("w2")))))
         source = f"one trial of sweeps/quickstart.yaml, backend {a.backend}, fresh study"
     write_table("trial_anatomy", "W2: anatomy of a sweep trial (SmolLM2, quickstart space)",
                 ["trial", "stage", "seconds", "share of the trial"], anatomy(study),

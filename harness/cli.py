@@ -175,13 +175,14 @@ def eval_cmd(
     server: Annotated[str | None, typer.Option(help="with --backend vllm: URL of a running vLLM server (harness serve)")] = None,
 ):
     """Score the base model and every adapter on every suite; per-item results with confidence intervals."""
-    from harness import store
     from harness.models import resolve_base
-    from harness.score.backends import create, make_candidate
-    from harness.score.evaluate import evaluate
+    from harness.score import eval_command
+    from harness.score.backends import make_candidate
     from harness.score.suites import load_suite
+    from harness.stats import summarize
+    from harness.store import paths, results
 
-    out = out or store.EVAL_DIR
+    out = out or paths.EVAL_DIR
     if not suite:
         raise UserError("--suite: give at least one suite (e.g. --suite mmlu)")
     if dtype not in ("float32", "bfloat16"):
@@ -193,22 +194,20 @@ def eval_cmd(
     suites = [load_suite(ref, limit, scope="full", include_path=include_path if ref.startswith("lm-eval:") else ())
               for ref in suite]
     adapters = _parse_adapters(adapter)
-    store.prepare_output_dir(out)
+    results.prepare_output_dir(out)
     resolved = resolve_base(base)
     candidates = [make_candidate("base", resolved)] + [make_candidate(n, resolved, p) for n, p in adapters]
-    engine = create(backend, resolved, candidates, dtype=dtype, server=server)
-    try:
-        items, summary, failures = evaluate(resolved, candidates, suites, backend, dtype, out, use_cache=not no_cache, backend=engine)
-    finally:
-        engine.close()
-    _print_scores(summary, suites)
-    for f in failures:
+    scored, _ = eval_command.run(resolved, candidates, suites, backend, dtype, out, use_cache=not no_cache, server=server)
+    items = scored.items
+    if len(items):
+        _print_scores(summarize(items), suites)
+    for f in scored.failures:
         err_console.print(f"[red]suite {f.suite} failed[/]: {escape(f.reason)}")
     if len(items):
-        console.print(f"wrote {out / store.ITEMS} and {out / store.SCORES}")
+        console.print(f"wrote {out / paths.ITEMS} and {out / paths.SCORES}")
     else:
-        console.print(f"no items scored; {out / store.SCORES} records the failures")
-    if failures:
+        console.print(f"no items scored; {out / paths.SCORES} records the failures")
+    if scored.failures:
         raise typer.Exit(1)
 
 
@@ -226,12 +225,10 @@ def _print_scores(summary, suites) -> None:
 
 def _parity(base_spec: str, adapters: list[str], server: str | None) -> None:
     from harness.models import resolve_base
-    from harness.runtime.environment import harness_home
     from harness.score.backends import parity
 
     base = resolve_base(base_spec)
-    paths = [p for _, p in _parse_adapters(adapters)] or parity.random_adapters(base, harness_home() / "parity" / base.identity[:20])
-    rows = parity.check(base, paths, server)
+    rows = parity.check(base, [p for _, p in _parse_adapters(adapters)], server)
     bad = [r for r in rows if not r["ok"]]
     worst = max((abs(r["hf"] - r["vllm"]) for r in rows if r["check"] == "prompt logprob"), default=0.0)
     console.print(f"parity hf vs vllm (float32): {len(rows) - len(bad)}/{len(rows)} checks agree; "
@@ -306,13 +303,12 @@ def sweep(
                                                        "(default: the file's, else runs/<study>/artifacts)")] = None,
 ):
     """Optuna over LoRA rank x learning rate x sample count: train, score and record each trial."""
-    from harness import config, store
-    from harness.runtime.artifacts import url_problem
+    from harness import config
+    from harness.store import paths
+    from harness.store.artifacts import url_problem
     from harness.sweep import ExtraWorkers, SweepOptions, SweepWorker
 
     cfg = config.load(file, "sweep")
-    if study:
-        cfg = cfg.model_copy(update={"study": study})
     if workers < 1:
         raise UserError(f"--workers {workers}: must be at least 1")
     if backend not in (None, "hf", "vllm"):
@@ -324,10 +320,11 @@ def sweep(
     if artifacts is not None and (problem := url_problem(artifacts)):
         raise UserError(f"--artifacts {artifacts}: {problem}")
     options = SweepOptions(n_trials, timeout, study, storage, backend, tuple(tracker), artifacts)
-    worker = SweepWorker(cfg, file, storage, backend, tracker or None, console, artifacts)
+    cfg = options.apply(cfg)
+    worker = SweepWorker(cfg, file, console)
     extra = ExtraWorkers(file, cfg.study, options, workers - 1)
     try:
-        worker.run(n_trials, timeout)
+        worker.run()
     except BaseException:
         extra.stop()
         raise
@@ -335,7 +332,7 @@ def sweep(
     outcome = worker.outcome()
     for line in outcome.failure_lines():
         err_console.print(line, markup=False, highlight=False)
-    console.print(f"study {cfg.study}: {outcome.completed} complete trials besides the base in {store.study_dir(cfg.study)}/")
+    console.print(f"study {cfg.study}: {outcome.completed} complete trials besides the base in {paths.study_dir(cfg.study)}/")
     if failed_workers:
         err_console.print(f"{len(failed_workers)} extra worker(s) failed; see {', '.join(map(str, failed_workers))}")
     if failed_workers or not outcome.completed:
@@ -369,8 +366,9 @@ def report(
     artifacts: Annotated[str | None, typer.Option(help=ARTIFACTS_HELP)] = None,
 ):
     """Leaderboards (HTML with plots, Markdown, CSV), the learning-curve forecast, tidy results and best.json for a study."""
-    from harness import store
     from harness.select import report as reporting
+    from harness.store import paths
+    from harness.store.reading import load_study
 
     if pick not in ("cheapest-tied", "best-mean"):
         raise UserError(f"--pick {pick}: expected cheapest-tied or best-mean")
@@ -385,12 +383,12 @@ def report(
             goal = None
         if not sep or "." not in metric or goal is None or not 0 <= goal[1] <= 1:
             raise UserError(f"--target {target}: expected SUITE.METRIC=VALUE with VALUE within [0, 1]")
-    out = out or store.report_dir(study)
-    best = reporting.write(store.load_study(study, storage, artifacts), out, pick, alpha, goal)
+    out = out or paths.report_dir(study)
+    best = reporting.write(load_study(study, storage, artifacts), out, pick, alpha, goal)
     console.print(reporting.verdict(best), markup=False, highlight=False)
-    if "forecast" in best:
-        console.print(best["forecast"]["sentence"], markup=False, highlight=False)
-    console.print(f"pick: {best['candidate']} (objective {best['objective']:.4f}); report in {out}/index.html")
+    if best.forecast is not None:
+        console.print(best.forecast["sentence"], markup=False, highlight=False)
+    console.print(f"pick: {best.candidate} (objective {best.objective:.4f}); report in {out / paths.REPORT_HTML}")
 
 
 @app.command()
@@ -401,10 +399,10 @@ def leaderboard(
     artifacts: Annotated[str | None, typer.Option(help=ARTIFACTS_HELP)] = None,
 ):
     """The study's leaderboard in the terminal, or as md/csv/json for scripts."""
-    from harness import store
     from harness.select.leaderboard import leaderboard as board_of
+    from harness.store.reading import load_study
 
-    board = board_of(store.load_study(study, storage, artifacts)).drop(columns=["start", "complete", "outputs", "number"], errors="ignore")
+    board = board_of(load_study(study, storage, artifacts)).drop(columns=["start", "complete", "outputs", "number"], errors="ignore")
     if format == "md":
         print(board.to_markdown(index=False, floatfmt=".4g"))
     elif format == "csv":
@@ -434,9 +432,9 @@ def forecast_cmd(
     artifacts: Annotated[str | None, typer.Option(help=ARTIFACTS_HELP)] = None,
 ):
     """Fit the learning curve (score vs training samples) and forecast: plateau, score at N, samples for a target."""
-    from harness import store
     from harness.runtime.files import write_json
     from harness.select import forecast as fc
+    from harness.store.reading import load_study
 
     if not metric:
         raise UserError("--metric: give SUITE.METRIC (e.g. extraction.field_f1)")
@@ -457,7 +455,7 @@ def forecast_cmd(
                 if frame.empty:
                     raise UserError(f"--group {group}: not a group of {items} (it has: {', '.join(groups)})")
     else:
-        frame = fc.study_items(store.load_study(study, storage, artifacts), metric, group)
+        frame = fc.study_items(load_study(study, storage, artifacts), metric, group)
     result = fc.forecast(fc.Curve.from_items(frame), metric, target, at)
     table = Table("n_samples", "mean", "95% CI", "items", title=f"{metric}: learning curve ({result.model} fit)")
     for p in result.points:
@@ -487,13 +485,15 @@ def gate(
     artifacts: Annotated[str | None, typer.Option(help=ARTIFACTS_HELP)] = None,
 ):
     """Fail the build (exit 1) when a candidate misses a threshold or regresses against a baseline; exit 2 on bad input."""
-    from harness import config, store
+    from harness import config
     from harness.select import gate as gating
+    from harness.store import paths
+    from harness.store.reading import Results, load_study
 
     cfg = config.load(rules, "gate")
     if (results is None) == (study is None):
         raise UserError("harness gate: give exactly one of --results DIR or --study NAME")
-    res = store.Results.load(results) if results else store.Results.from_study(store.load_study(study, storage, artifacts))
+    res = Results.load(results) if results else Results.from_study(load_study(study, storage, artifacts))
     outcome = gating.run(cfg, res, candidate, baseline, gating.GateOutputs(junit, summary, json_out), promote)
     title = f"gate: {outcome.candidate}" + (f" vs {outcome.baseline}" if outcome.baseline else "")
     table = Table("rule", "value", "95% CI", "threshold", "verdict", "detail", title=title)
@@ -511,8 +511,8 @@ def gate(
         raise typer.Exit(1)
     if outcome.promotion:
         record = outcome.promotion
-        console.print(f"promoted {outcome.candidate}: MLflow model {record['name']} version {record['mlflow']['version']} "
-                      f"alias champion; {store.champion_file(res.name)}")
+        console.print(f"promoted {outcome.candidate}: MLflow model {record.name} version {record.mlflow.version} "
+                      f"alias champion; {paths.champion_file(res.name)}")
 
 
 @humaneval_app.command("grade")
@@ -524,7 +524,7 @@ def humaneval_grade(
 ):
     """Grade HumanEval completions produced anywhere; print pass@k as JSON."""
     from harness.runtime.files import atomic_write, dumps
-    from harness.score import humaneval
+    from harness.score import humaneval_grading as humaneval
 
     if mode not in ("completion", "chat") or sandbox not in (None, "bubblewrap", "rlimit-only"):
         raise UserError("--mode must be completion|chat and --sandbox bubblewrap|rlimit-only")

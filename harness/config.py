@@ -24,8 +24,8 @@ from pydantic import (
 )
 
 from harness.errors import UserError
-from harness.runtime.artifacts import url_problem
 from harness.runtime.files import read_text
+from harness.store.artifacts import url_problem
 
 
 class Strict(BaseModel):

@@ -16,9 +16,11 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.runtime import assets
-from harness.runtime.environment import device, harness_home, is_offline
+from harness.runtime.environment import device, is_offline
 from harness.runtime.files import publish_dir, read_json
 from harness.runtime.hashing import sha256_file, sha256_tree
+from harness.store import paths
+from harness.store.paths import MERGE_RECORD, TRAIN_RECORD
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ def _from_gguf(spec: str, gguf: Path, prepare: bool) -> BaseModel:
         if fh.read(4) != b"GGUF":
             raise UserError(f"--base {spec}: {gguf} is not a GGUF file (no GGUF magic number)")
     digest = sha256_file(gguf)
-    target = harness_home() / "models" / f"{gguf.stem}-{digest[:12]}"
+    target = paths.converted_model_dir(f"{gguf.stem}-{digest[:12]}")
     if not (target / COMPLETE_MARKER).exists():
         if not prepare:  # not converted yet (harness doctor): the file's own hash stands in
             return BaseModel(spec, str(target), f"gguf:{digest}")
@@ -138,8 +140,6 @@ def load_causal_lm(base: BaseModel, dtype: str = "float32", quantization_config=
 def check_adapter(adapter: Path, base: BaseModel, flag: str) -> dict:
     """A peft adapter directory usable on `base`, or a UserError naming `flag` (the option that gave it);
     returns its adapter_config.json."""
-    from harness.store import MERGE_RECORD, TRAIN_RECORD
-
     adapter = Path(adapter)
     if not (adapter / "adapter_config.json").is_file():
         raise UserError(f"{flag}: no adapter_config.json (not a peft adapter directory)")

@@ -103,9 +103,10 @@ def metric_frame(items: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def summarize(items: pd.DataFrame) -> pd.DataFrame:
-    """One row per (candidate, suite, metric): value, stderr, 95% CI, n."""
-    long = metric_frame(items)
+def summarize(items: pd.DataFrame, long: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (candidate, suite, metric): value, stderr, 95% CI, n. `long`: the items'
+    `metric_frame`, where the caller has it already."""
+    long = metric_frame(items) if long is None else long
     rows = []
     for (cand, suite, metric), group in long.groupby(["candidate", "suite", "metric"], sort=False):
         rows.append({"candidate": cand, "suite": suite, "metric": metric, **mean_ci(group["value"].to_numpy())})

@@ -138,12 +138,13 @@ def rank64_adapter(tiny_model, tmp_path_factory) -> Path:
 
 def publish(study, folder: Path, artifacts: Path | None = None) -> dict:
     """Upload a constructed candidate's outputs to the study's default artifact store, as a sweep does."""
-    from harness import store
-    from harness.runtime.artifacts import ArtifactStore
+    from harness.store import paths
+    from harness.store import study as studies
+    from harness.store.artifacts import ArtifactStore
 
-    where = ArtifactStore(str(artifacts or store.default_artifacts(study.study_name)), create=True)
+    where = ArtifactStore(str(artifacts or paths.default_artifacts(study.study_name)), create=True)
     adapter = folder / "adapter"
-    return store.upload_outputs(where, folder, adapter if adapter.is_dir() else None, study)
+    return studies.upload_outputs(where, folder, adapter if adapter.is_dir() else None, study)
 
 
 def add_candidate(study, root: Path, name: str, params: dict, f1: np.ndarray, objective: float, is_base=False):
@@ -166,7 +167,7 @@ def add_candidate(study, root: Path, name: str, params: dict, f1: np.ndarray, ob
 @pytest.fixture()
 def constructed(tmp_path, monkeypatch, harness_home):
     """base (0.1), a big expensive top (0.90) and a cheap one (0.88, within noise of the top)."""
-    from harness.store import storage_for
+    from harness.store.study import storage_for
 
     monkeypatch.chdir(tmp_path)
     study = optuna.create_study(study_name="picked", storage=storage_for("picked"))
@@ -292,7 +293,7 @@ trackers: [{', '.join(trackers)}]
 
 @pytest.fixture()
 def postgres_url():
-    """A throwaway PostgreSQL server on 127.0.0.1 (DESIGN.md §6 recipe), run as `postgres` when we are root."""
+    """A throwaway PostgreSQL server on 127.0.0.1 (initdb --auth=trust, pg_ctl on a free port, fsync off), run as `postgres` when we are root."""
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
     if not bins:
         pytest.skip("PostgreSQL is not installed here (make sysdeps installs the Debian package; CI has it)")

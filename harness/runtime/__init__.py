@@ -1,1 +1,1 @@
-"""The process's surroundings: environment and caches, files on disk, content hashes, embedded assets, child processes."""
+"""The process's surroundings: environment, files on disk, content hashes, embedded assets, child processes, the registry helper."""

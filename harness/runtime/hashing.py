@@ -6,8 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from harness.runtime.environment import harness_home
 from harness.runtime.files import write_json
+from harness.store import paths
 
 CHUNK = 1 << 20
 
@@ -24,7 +24,7 @@ def sha256_file(path: Path) -> str:
     """Full-content hash, memoised on (path, size, mtime) so multi-GB weights are read once."""
     path = Path(path).resolve()
     st = path.stat()
-    memo = harness_home() / "hashes.json"
+    memo = paths.hash_memo()
     key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
     try:
         table = json.loads(memo.read_text())

@@ -10,14 +10,14 @@ import json
 import sqlite3
 from pathlib import Path
 
-from harness.runtime.environment import harness_home
 from harness.runtime.hashing import sha256_json
+from harness.store import paths
 
 
 class ResponseCache:
     def __init__(self, path: Path | None = None, enabled: bool = True):
         self.enabled = enabled
-        self.path = path or harness_home() / "cache" / "responses.sqlite"
+        self.path = path or paths.response_cache()
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=60)

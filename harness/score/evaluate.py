@@ -1,22 +1,22 @@
 """`harness eval`: every candidate on every suite, one loaded base model, results per item.
 
-lm-eval builds each suite's requests once; the requests of all candidates go to the backend
-together (after the cache took what it already knows), and lm-eval's process_results turns each
-candidate's answers into per-item metrics. items.parquet is written after every suite, so a later
-failure loses nothing already computed (the store owns both files and their formats).
+lm-eval builds each suite's requests once (the suite's kind says which tasks); the requests of all
+candidates go to the backend together (after the cache took what it already knows), and the kind
+grades each candidate's answers into per-item rows. `evaluate` returns a `ScoredRun` and writes no
+file: the caller records it through `harness.store.results`, once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness import store
-from harness.runtime.files import dumps
+from harness.errors import UserError
+from harness.models import load_tokenizer
 from harness.runtime.processes import raise_if_interrupted
 from harness.score.backends import (
     Backend,
@@ -25,20 +25,14 @@ from harness.score.backends import (
     LoglikelihoodRequest,
 )
 from harness.score.cache import ResponseCache
-from harness.score.lmeval import build_tasks
 from harness.score.suites import Suite
+from harness.store.documents import ScoredCandidate, ScoredSuite, SuiteFailureRecord
+from harness.store.results import ITEM_COLUMNS, ScoredRun
 
 log = logging.getLogger(__name__)
 COMMIT_REQUESTS = 32  # the cache commits at least every this many answers...
 COMMIT_SECONDS = 10.0  # ...or this much backend time, whichever is more (see answer())
 MAX_CHUNK = 512  # requests per backend call at most
-
-
-@dataclass
-class SuiteFailure:
-    suite: str
-    reason: str
-    candidates: list[str] = field(default_factory=list)
 
 
 def _requests_for(task, candidates: list[Candidate]):
@@ -98,9 +92,11 @@ def answer(backend: Backend, cache: ResponseCache, requests: list, progress=None
     return [known[k] for k in keys]
 
 
-def score_suite(suite: Suite, candidates: list[Candidate], backend: Backend, cache: ResponseCache, tokenizer, progress=None) -> pd.DataFrame:
-    """Every candidate on every item of the suite: the requests of all its tasks answered together, then graded."""
-    tasks = build_tasks(suite, tokenizer)
+def score_suite(suite: Suite, candidates: list[Candidate], backend: Backend, cache: ResponseCache, tokenizer,
+                progress=None) -> tuple[pd.DataFrame, float]:
+    """Every candidate on every item of the suite: the requests of all its tasks answered together,
+    then graded by the suite's kind. Returns the item rows and the seconds the answers took."""
+    tasks = suite.kind.tasks(suite, tokenizer)
     requests = []
     for name, task, limit in tasks:
         task.build_all_requests(limit=limit, cache_requests=False)
@@ -111,165 +107,54 @@ def score_suite(suite: Suite, candidates: list[Candidate], backend: Backend, cac
     rows = []
     for name, task, _ in tasks:
         answered = [(cand, inst, ans) for (n, cand, inst, _), ans in zip(requests, answers, strict=True) if n == name]
-        grade = _native_rows if suite.kind.native else _compiled_rows
-        rows += grade(suite, task, candidates, answered, None if len(tasks) == 1 else name)
+        rows += suite.kind.grade(suite, task, candidates, answered, None if len(tasks) == 1 else name)
     frame = pd.DataFrame([{**row, "candidate_hash": row["candidate"].hash, "candidate": row["candidate"].name, "suite": suite.name,
                            "suite_version": suite.version, "backend": backend.name, "dtype": backend.dtype} for row in rows],
-                         columns=store.ITEM_COLUMNS)
-    frame.attrs["seconds"] = elapsed
-    return frame
+                         columns=ITEM_COLUMNS)
+    return frame, elapsed
 
 
-def _item(cand: Candidate, item_id, pred, ref, metrics: dict, headline: str, tokens: int, extra: dict) -> dict:
-    return {"candidate": cand, "item_id": str(item_id), "prediction": str(pred), "reference": str(ref),
-            "score": float(metrics[headline]), "metrics": dumps({k: float(v) for k, v in metrics.items()}, indent=None),
-            "tokens": int(tokens), "extra": dumps(extra, indent=None)}
+def evaluate(candidates: list[Candidate], suites: list[Suite], backend: Backend, use_cache: bool = True, live=None,
+             into: ScoredRun | None = None) -> ScoredRun:
+    """Score every candidate on every suite with `backend` (the caller's: it opens and closes it).
 
-
-def _compiled_rows(suite: Suite, task, candidates: list[Candidate], answered: list, _group_task) -> list[dict]:
-    """Items of a task compiled from the suite: lm-eval's process_results, or the kind's bulk grading."""
-    by_cand_doc: dict = {}
-    for cand, inst, ans in answered:
-        by_cand_doc.setdefault((cand.hash, inst.doc_id), []).append((inst, ans))
-    docs = {inst.doc_id: inst.doc for inst in task.instances}
-    keys = [(cand, doc_id) for cand in candidates for doc_id in docs]
-    texts_of = {(c.hash, d): [ans[0] for _, ans in sorted(by_cand_doc[(c.hash, d)], key=lambda p: p[0].idx)] for c, d in keys}
-    bulk = None if task.OUTPUT_TYPE == "multiple_choice" else suite.kind.grade_bulk(suite, [docs[d] for _, d in keys], [texts_of[(c.hash, d)] for c, d in keys])
-    graded = dict(zip([(c.hash, d) for c, d in keys], bulk)) if bulk else {}
-    rows = []
-    for cand in candidates:
-        for doc_id, doc in docs.items():
-            pairs = sorted(by_cand_doc[(cand.hash, doc_id)], key=lambda p: p[0].idx)
-            tokens = sum(ans[-1] for _, ans in pairs)
-            if task.OUTPUT_TYPE == "multiple_choice":
-                results = [(ans[0], ans[1]) for _, ans in pairs]
-                metrics = task.process_results(doc, results)
-                choices = task.doc_to_choice(doc)
-                pred = choices[max(range(len(results)), key=lambda i: results[i][0])]
-                ref = choices[task.doc_to_target(doc)]
-                extra = {"logprobs": [r[0] for r in results]}
-            else:
-                texts = texts_of[(cand.hash, doc_id)]
-                metrics, extra = graded[(cand.hash, doc_id)] if graded else (task.process_results(doc, texts), {})
-                pred, ref = texts[0], doc["_target"]
-                extra = {**extra, **({"samples": texts} if len(texts) > 1 else {})}
-            rows.append(_item(cand, doc["id"], pred, ref, metrics, suite.headline, tokens, extra))
-    return rows
-
-
-def _native_rows(suite: Suite, task, candidates: list[Candidate], answered: list, group_task: str | None) -> list[dict]:
-    """Items of one of lm-eval's own tasks, graded as lm-eval's evaluator grades them: the answers go
-    into each instance's `resps`, the task's filters run, and `process_results` runs once per filter."""
-    from harness.score.suites.lmeval_task import metric_keys
-
-    kept = set(metric_keys(task))
-    by_doc: dict[int, list] = {}
-    for inst in task.instances:
-        by_doc.setdefault(inst.doc_id, []).append(inst)
-    for insts in by_doc.values():
-        insts.sort(key=lambda i: i.idx)
-    rows = []
-    for cand in candidates:
-        mine: dict[int, list] = {}
-        for c, inst, ans in answered:
-            if c.hash == cand.hash:
-                mine.setdefault(id(inst), []).append(ans)
-        for inst in task.instances:  # the instances are shared: each candidate's answers in turn
-            inst.resps = [(a[0], a[1]) if inst.request_type == "loglikelihood" else a[0] for a in mine[id(inst)]]
-            inst.filtered_resps = {}
-        task.apply_filters()
-        filters = list(task.instances[0].filtered_resps)
-        for doc_id, insts in by_doc.items():
-            doc, metrics = insts[0].doc, {}
-            for key in filters:
-                for metric, value in task.process_results(doc, [i.filtered_resps[key] for i in insts]).items():
-                    name = metric if key == "none" else f"{metric},{key}"
-                    if name in kept:
-                        metrics[name] = value
-            tokens = sum(a[-1] for inst in insts for a in mine[id(inst)])
-            target = task.doc_to_target(doc)
-            if task.OUTPUT_TYPE == "multiple_choice":
-                choices = task.doc_to_choice(doc)
-                scores = [i.resps[0][0] for i in insts]
-                pred = choices[max(range(len(scores)), key=scores.__getitem__)]
-                ref = choices[target] if isinstance(target, int) else target
-                extra = {"logprobs": scores}
-            else:
-                pred, ref = insts[0].filtered_resps[filters[0]], target
-                extra = {"response": insts[0].resps[0]} if insts[0].resps[0] != pred else {}
-            item = doc_id if group_task is None else f"{group_task}/{doc_id}"
-            rows.append(_item(cand, item, pred, ref, metrics, suite.headline if suite.headline in metrics else next(iter(metrics)),
-                              tokens, extra))
-    return rows
-
-
-def evaluate(base, candidates: list[Candidate], suites: list[Suite], backend_kind: str = "hf", dtype: str = "float32",
-             out_dir: Path = store.EVAL_DIR, use_cache: bool = True, backend: Backend | None = None, live=None):
-    """Score every candidate on every suite; write items.parquet and scores.json into out_dir.
-
-    `live`: a running rich Progress to add the suite bars to (the sweep's); else one of our own.
+    A suite whose scoring fails twice (the engine restarted in between) is recorded as a failure
+    and the run goes on. `live`: a running rich Progress to add the suite bars to (the sweep's);
+    else one of our own. `into`: the run to fill, suite by suite (a caller that records it in a
+    `finally` keeps what was scored before an interruption); else a new one.
     """
-    import contextlib
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from harness.errors import UserError
-    from harness.models import load_tokenizer
-    from harness.score.backends import create
-    from harness.stats import summarize
-
-    store.prepare_output_dir(out_dir)  # a bad --out fails before any scoring, not after
-    own_backend = backend is None
-    backend = backend or create(backend_kind, base, candidates, dtype=dtype)
+    run = into if into is not None else new_run(candidates, suites, backend)
     cache = ResponseCache(enabled=use_cache)
-    tokenizer = load_tokenizer(base)
-    failures: list[SuiteFailure] = []
-    seconds: dict[str, float] = {}  # scoring wall time per suite (all candidates together)
-    frames = []
-    try:
-        own = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
-        with (contextlib.nullcontext(live) if live is not None else own) as bar:
-            for suite in suites:
-                task_id = bar.add_task(f"  scoring {suite.name} × {len(candidates)} candidates", total=None)
-                frame = None
-                for attempt in (1, 2):
-                    try:
-                        frame = score_suite(suite, candidates, backend, cache, tokenizer,
-                                            lambda done, total: bar.update(task_id, completed=done, total=total))
-                        break
-                    except UserError:
-                        raise
-                    except Exception as err:  # noqa: BLE001 - an engine failure fails this suite, not the run
-                        log.error("suite %s failed (attempt %d): %s: %s", suite.name, attempt, type(err).__name__, err)
-                        # Restart the engine once: close() drops it and the next request loads a fresh one.
-                        # Answers computed before the failure are in the cache and are not recomputed.
-                        backend.close()
-                        if attempt == 2:
-                            failures.append(SuiteFailure(suite.name, f"{type(err).__name__}: {err}", [c.name for c in candidates]))
-                bar.remove_task(task_id)
-                if frame is None:
-                    continue  # nothing of a failed suite is written as if it were complete
-                seconds[suite.name] = round(frame.attrs["seconds"], 3)
-                store.merge_items(out_dir, frame)
-                frames.append(frame)
-                log.info("%s: %d items x %d candidates in %.1f s", suite.name, len(suite.rows), len(candidates), frame.attrs["seconds"])
-    finally:
-        if own_backend:
-            backend.close()
-        # Whatever happened, scores.json describes what items.parquet now holds.
-        write_scores(out_dir, candidates, suites, failures, backend, seconds)
-    current = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=store.ITEM_COLUMNS)
-    summary = summarize(current) if len(current) else pd.DataFrame()
-    return current, summary, failures
+    tokenizer = load_tokenizer(backend.base)
+    own = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+    with (contextlib.nullcontext(live) if live is not None else own) as bar:
+        for suite in suites:
+            task_id = bar.add_task(f"  scoring {suite.name} × {len(candidates)} candidates", total=None)
+            for attempt in (1, 2):
+                try:
+                    frame, seconds = score_suite(suite, candidates, backend, cache, tokenizer,
+                                                 lambda done, total: bar.update(task_id, completed=done, total=total))
+                except UserError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - an engine failure fails this suite, not the run
+                    log.error("suite %s failed (attempt %d): %s: %s", suite.name, attempt, type(err).__name__, err)
+                    # Restart the engine once: close() drops it and the next request loads a fresh one.
+                    # Answers computed before the failure are in the cache and are not recomputed.
+                    backend.close()
+                    if attempt == 2:
+                        run.failures.append(SuiteFailureRecord(suite=suite.name, reason=f"{type(err).__name__}: {err}",
+                                                               candidates=[c.name for c in candidates]))
+                    continue
+                run.add(suite.name, frame, seconds)
+                log.info("%s: %d items x %d candidates in %.1f s", suite.name, len(suite.rows), len(candidates), seconds)
+                break
+            bar.remove_task(task_id)
+    return run
 
 
-def write_scores(out_dir: Path, candidates: list[Candidate], suites: list[Suite], failures: list[SuiteFailure], backend: Backend,
-                 seconds: dict[str, float]) -> dict:
-    """scores.json for this run (see store.write_scores); also for a run scored in several calls."""
-    return store.write_scores(
-        out_dir,
-        [{"name": c.name, "hash": c.hash, "adapter": str(c.adapter) if c.adapter else None} for c in candidates],
-        [{"name": s.name, "version": s.version, "headline": s.headline} for s in suites],
-        [f.__dict__ for f in failures],
-        {"backend": backend.name, "dtype": backend.dtype, "seconds": seconds},
-    )
+def new_run(candidates: list[Candidate], suites: list[Suite], backend: Backend) -> ScoredRun:
+    """An empty run of these candidates and suites on `backend`, to be filled by `evaluate`."""
+    return ScoredRun(
+        candidates=[ScoredCandidate(name=c.name, hash=c.hash, adapter=str(c.adapter) if c.adapter else None) for c in candidates],
+        suites=[ScoredSuite(name=s.name, version=s.version, n_items=len(s.rows), headline=s.headline) for s in suites],
+        backend=backend.name, dtype=backend.dtype)

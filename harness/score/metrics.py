@@ -1,4 +1,8 @@
-"""Per-item metrics for generation suites. Each takes (prediction, reference) and returns a float."""
+"""Per-item metrics for generation suites. Each takes (prediction, reference) and returns a float.
+
+`METRICS` maps a suite file's `metrics[].name` to a factory (the spec -> the metric function): most
+metrics ignore the spec, `regex` compiles its pattern. `function:` metrics are the user's own.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,20 @@ from pathlib import Path
 
 from harness.config import MetricSpec
 from harness.errors import UserError
+from harness.runtime.registry import Registry
+
+Metric = Callable[[str, str], float]
+METRICS: Registry[Callable[[MetricSpec], Metric]] = Registry("metric")
+
+
+def plain(name: str):
+    """Register a metric that needs nothing from its spec."""
+
+    def add(fn: Metric) -> Metric:
+        METRICS.add(name, lambda spec: fn)
+        return fn
+
+    return add
 
 
 def _first_json_object(text: str):
@@ -30,15 +48,18 @@ def _norm(value) -> str:
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value).strip().lower()
 
 
+@plain("exact_match")
 def exact_match(pred: str, ref: str) -> float:
     return float(pred.strip() == ref.strip())
 
 
+@plain("json_exact_match")
 def json_exact_match(pred: str, ref: str) -> float:
     got, want = _first_json_object(pred), json.loads(ref)
     return float(got is not None and {k: _norm(v) for k, v in got.items()} == {k: _norm(v) for k, v in want.items()})
 
 
+@plain("json_field_f1")
 def json_field_f1(pred: str, ref: str) -> float:
     """F1 over (field, value) pairs: partial credit for each field extracted right."""
     want = {(k, _norm(v)) for k, v in json.loads(ref).items()}
@@ -51,10 +72,12 @@ def json_field_f1(pred: str, ref: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+@plain("contains")
 def contains(pred: str, ref: str) -> float:
     return float(ref.strip().lower() in pred.lower())
 
 
+@plain("rouge_l")
 def rouge_l(pred: str, ref: str) -> float:
     """ROUGE-L F1 on whitespace tokens (longest common subsequence)."""
     a, b = pred.split(), ref.split()
@@ -73,21 +96,21 @@ def rouge_l(pred: str, ref: str) -> float:
     return 2 * p * r / (p + r)
 
 
-BUILTIN: dict[str, Callable[[str, str], float]] = {
-    "exact_match": exact_match,
-    "json_exact_match": json_exact_match,
-    "json_field_f1": json_field_f1,
-    "contains": contains,
-    "rouge_l": rouge_l,
-}
+@METRICS.register("regex")
+def regex(spec: MetricSpec) -> Metric:
+    """1 if the pattern matches the prediction (and its match equals the reference, when there is one)."""
+    pattern = re.compile(spec.pattern)
+
+    def matches(pred: str, ref: str) -> float:
+        found = pattern.search(pred)
+        return float(bool(found) and (not ref or found.group(0).strip() == ref.strip()))
+
+    return matches
 
 
-def resolve(spec: MetricSpec, suite_dir: Path) -> Callable[[str, str], float]:
-    if spec.name == "regex":
-        pattern = re.compile(spec.pattern)
-        return lambda pred, ref: float(bool(pattern.search(pred)) and (not ref or pattern.search(pred).group(0).strip() == ref.strip()))
+def resolve(spec: MetricSpec, suite_dir: Path) -> Metric:
     if spec.name:
-        return BUILTIN[spec.name]
+        return METRICS.get(spec.name)(spec)
     target, _, func = spec.function.rpartition(":")
     try:
         if target.endswith(".py"):

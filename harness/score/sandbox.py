@@ -38,7 +38,6 @@ _live_lock = threading.Lock()
 UID_BASE, UID_SPAN = 2_000_000, 4096  # private uids for sandboxed programs (no passwd entry needed)
 _run_ids = itertools.count()
 CLONE_NEWNET = 0x40000000
-OUTPUT_LIMIT = 1 << 20  # bytes of stdout/stderr a program may write (RLIMIT_FSIZE)
 
 RUNNER = r"""
 import os, sys

@@ -244,8 +244,6 @@ def study_items(data, metric: str, group: str | None = None) -> pd.DataFrame:
 
     Default: the best configuration at each n (highest mean of the metric). `group` "PARAM=VALUE"
     keeps the trials whose PARAM is VALUE instead; several at one n are repeated runs (seeds)."""
-    from harness.stats import metric_frame
-
     suite, _, name = metric.rpartition(".")
     trials = data.trials[~data.trials.is_base]
     if "n_samples" not in trials:
@@ -257,10 +255,10 @@ def study_items(data, metric: str, group: str | None = None) -> pd.DataFrame:
         trials = trials[trials[param].astype(str) == value]
         if trials.empty:
             raise UserError(f"--group {group}: no complete trial has {param}={value}")
-    long = metric_frame(data.items[data.items.candidate.isin(trials.candidate)])
+    long = data.metrics[data.metrics.candidate.isin(trials.candidate)]
     long = long[(long.suite == suite) & (long.metric == name)]
     if long.empty:
-        known = sorted({f"{s}.{m}" for s, m in metric_frame(data.items)[["suite", "metric"]].drop_duplicates().itertuples(index=False)})
+        known = sorted({f"{s}.{m}" for s, m in data.metrics[["suite", "metric"]].drop_duplicates().itertuples(index=False)})
         raise UserError(f"--metric {metric}: no such metric in study {data.name} (it has: {', '.join(known)})")
     n_of = dict(zip(trials.candidate, trials.n_samples, strict=True))
     long = long.assign(n_samples=long.candidate.map(n_of).astype(float), score=long.value.astype(float), run=long.candidate)

@@ -11,18 +11,21 @@ from __future__ import annotations
 import math
 import os
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from harness import store
 from harness.config import GateConfig, GateRule
 from harness.errors import UserError
-from harness.runtime.files import atomic_write, read_json, write_json
+from harness.runtime.files import atomic_write
 from harness.select.pick import pick
-from harness.stats import mean_ci, metric_frame, paired_difference
-from harness.store import ITEMS, Results
+from harness.select.promote import promote as make_champion
+from harness.stats import mean_ci, paired_difference
+from harness.store import documents, paths
+from harness.store.documents import BestDoc, ChampionDoc, GateVerdictDoc, RuleVerdict
+from harness.store.paths import ITEMS
+from harness.store.reading import Results, current_champion
 
 
 def resolve_candidate(results: Results, spec: str | None) -> str:
@@ -36,11 +39,8 @@ def resolve_candidate(results: Results, spec: str | None) -> str:
     if spec == "best":
         if results.study is None:
             raise UserError("--candidate best: needs --study (the pick is made over a sweep's trials)")
-        best_file = store.best_file(results.name)
-        if best_file.is_file():
-            spec = read_json(best_file, "report pick (best.json, from harness report)").get("candidate")
-        else:
-            spec = pick(results.study)["candidate"]
+        best_file = paths.best_file(results.name)
+        spec = (documents.read(best_file, BestDoc) if best_file.is_file() else pick(results.study)).candidate
     if spec not in names:
         raise UserError(f"--candidate {spec}: not in {results.path} (candidates: {', '.join(names)})")
     return spec
@@ -48,18 +48,18 @@ def resolve_candidate(results: Results, spec: str | None) -> str:
 
 def resolve_baseline(results: Results, ref: str | None, candidate: str) -> tuple[Results, str] | None:
     """`champion`, `base`, a candidate of the same results, or DIR[:NAME]; default: the champion, else base."""
-    champion = store.current_champion(results.name)
+    champion = current_champion(results.name)
     if ref is None:
         ref = "champion" if champion else ("base" if "base" in results.candidates() and candidate != "base" else None)
     if ref is None:
         return None
     if ref == "champion":
         if champion is None:
-            raise UserError(f"--baseline champion: no {store.champion_file(results.name)} yet (promote one with --promote)")
-        where = Path(champion["results"])
+            raise UserError(f"--baseline champion: no {paths.champion_file(results.name)} yet (promote one with --promote)")
+        where = Path(champion.results)
         if not (where / ITEMS).is_file():
-            raise UserError(f"--baseline champion: {store.champion_file(results.name)} points to {where}, which has no {ITEMS}")
-        return Results.load(where), champion["candidate"]
+            raise UserError(f"--baseline champion: {paths.champion_file(results.name)} points to {where}, which has no {ITEMS}")
+        return Results.load(where), champion.candidate
     if ref in results.candidates():
         return results, ref
     path, _, name = ref.partition(":")
@@ -74,19 +74,12 @@ def resolve_baseline(results: Results, ref: str | None, candidate: str) -> tuple
 
 def headline_scores(results: Results, candidate: str) -> dict[str, float]:
     """suite.metric -> mean, for the champion record."""
-    long = metric_frame(results.items[results.items.candidate == candidate])
+    long = results.metrics[results.metrics.candidate == candidate]
     return {f"{s}.{m}": float(g.astype(float).mean()) for (s, m), g in long.groupby(["suite", "metric"])["value"]}
 
 
-@dataclass
-class Verdict:
-    rule: str
-    passed: bool
-    value: float
-    ci_low: float
-    ci_high: float
-    threshold: float
-    detail: str
+def _verdict(rule: str, passed: bool, value: float, ci_low: float, ci_high: float, threshold: float, detail: str) -> RuleVerdict:
+    return RuleVerdict(rule=rule, passed=passed, value=value, ci_low=ci_low, ci_high=ci_high, threshold=threshold, detail=detail)
 
 
 def rule_text(rule: GateRule) -> str:
@@ -97,14 +90,14 @@ def rule_text(rule: GateRule) -> str:
 
 
 def _values(results: Results, candidate: str, suite: str, metric: str) -> pd.Series:
-    long = metric_frame(results.items[(results.items.candidate == candidate) & (results.items.suite == suite)])
+    long = results.metrics[(results.metrics.candidate == candidate) & (results.metrics.suite == suite)]
     return long[long.metric == metric].set_index("item_id")["value"].astype(float)
 
 
-def check(cfg: GateConfig, results: Results, candidate: str, baseline: tuple[Results, str] | None) -> list[Verdict]:
+def check(cfg: GateConfig, results: Results, candidate: str, baseline: tuple[Results, str] | None) -> list[RuleVerdict]:
     if candidate not in results.candidates():
         raise UserError(f"--candidate {candidate}: not in {results.path} (candidates: {', '.join(results.candidates())})")
-    known = {(s, m) for s, m in metric_frame(results.items)[["suite", "metric"]].drop_duplicates().itertuples(index=False)}
+    known = {(s, m) for s, m in results.metrics[["suite", "metric"]].drop_duplicates().itertuples(index=False)}
     suites_present = {s for s, _ in known}
     for rule in cfg.rules:
         suite, metric = rule.metric.split(".", 1)
@@ -118,53 +111,53 @@ def check(cfg: GateConfig, results: Results, candidate: str, baseline: tuple[Res
     return verdicts
 
 
-def _required(suite: str, results: Results, candidate: str, failed: dict) -> Verdict:
+def _required(suite: str, results: Results, candidate: str, failed: dict) -> RuleVerdict:
     n = int(((results.items.candidate == candidate) & (results.items.suite == suite)).sum())
     ok = n > 0 and suite not in failed
     reason = failed.get(suite) or ("" if n else "no results for this suite")
-    return Verdict(f"required suite {suite}", ok, float(n), math.nan, math.nan, 1.0, reason or f"{n} items")
+    return _verdict(f"required suite {suite}", ok, float(n), math.nan, math.nan, 1.0, reason or f"{n} items")
 
 
-def _rule(rule: GateRule, results: Results, candidate: str, baseline, failed: dict) -> Verdict:
+def _rule(rule: GateRule, results: Results, candidate: str, baseline, failed: dict) -> RuleVerdict:
     name = rule_text(rule)
     suite, metric = rule.metric.split(".", 1)
     nan = math.nan
     if suite in failed:
-        return Verdict(name, False, nan, nan, nan, nan, f"suite failed: {failed[suite]}")
+        return _verdict(name, False, nan, nan, nan, nan, f"suite failed: {failed[suite]}")
     values = _values(results, candidate, suite, metric)
     if values.empty:
-        return Verdict(name, False, nan, nan, nan, nan, f"no {rule.metric} results for {candidate}")
+        return _verdict(name, False, nan, nan, nan, nan, f"no {rule.metric} results for {candidate}")
     stats = mean_ci(values.to_numpy())
     if any(math.isnan(stats[k]) for k in ("value", "ci_low", "ci_high")):
-        return Verdict(name, False, stats["value"], stats["ci_low"], stats["ci_high"], nan, "NaN in the results")
+        return _verdict(name, False, stats["value"], stats["ci_low"], stats["ci_high"], nan, "NaN in the results")
     higher = rule.op == ">="
     if rule.threshold is not None:
         bound = stats["ci_low"] if (rule.mode == "confident") == higher else stats["ci_high"]
         tested = bound if rule.mode == "confident" else stats["value"]
         ok = tested >= rule.threshold if higher else tested <= rule.threshold
         what = "CI lower bound" if rule.mode == "confident" and higher else ("CI upper bound" if rule.mode == "confident" else "mean")
-        return Verdict(name, ok, stats["value"], stats["ci_low"], stats["ci_high"], rule.threshold, f"{what} {tested:.4f}")
+        return _verdict(name, ok, stats["value"], stats["ci_low"], stats["ci_high"], rule.threshold, f"{what} {tested:.4f}")
     if baseline is None:
         raise UserError(f"rule {rule.metric}: a regression rule needs --baseline")
     base_results, base_name = baseline
     base_values = _values(base_results, base_name, suite, metric)
     if base_values.empty:
-        return Verdict(name, False, stats["value"], stats["ci_low"], stats["ci_high"], nan, f"baseline {base_name} has no {rule.metric} results")
+        return _verdict(name, False, stats["value"], stats["ci_low"], stats["ci_high"], nan, f"baseline {base_name} has no {rule.metric} results")
     base_mean = float(base_values.mean())
     limit = base_mean - rule.max_regression if higher else base_mean + rule.max_regression
     if rule.mode == "point":
         ok = stats["value"] >= limit if higher else stats["value"] <= limit
-        return Verdict(name, ok, stats["value"], stats["ci_low"], stats["ci_high"], limit, f"baseline {base_name} = {base_mean:.4f}")
+        return _verdict(name, ok, stats["value"], stats["ci_low"], stats["ci_high"], limit, f"baseline {base_name} = {base_mean:.4f}")
     diff = paired_difference(values, base_values)
     if diff["n"] == 0 or math.isnan(diff["ci_low"]):
-        return Verdict(name, False, stats["value"], stats["ci_low"], stats["ci_high"], limit, "no items shared with the baseline to pair")
+        return _verdict(name, False, stats["value"], stats["ci_low"], stats["ci_high"], limit, "no items shared with the baseline to pair")
     # Fail only when the whole CI of (candidate - baseline) lies past the allowed regression.
     ok = not (diff["ci_high"] < -rule.max_regression) if higher else not (diff["ci_low"] > rule.max_regression)
-    return Verdict(name, ok, stats["value"], stats["ci_low"], stats["ci_high"], limit,
+    return _verdict(name, ok, stats["value"], stats["ci_low"], stats["ci_high"], limit,
                    f"paired diff vs {base_name} {diff['diff']:+.4f} [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}] on {diff['n']} items")
 
 
-def write_junit(path: Path, verdicts: list[Verdict], candidate: str) -> None:
+def write_junit(path: Path, verdicts: list[RuleVerdict], candidate: str) -> None:
     failures = sum(not v.passed for v in verdicts)
     suite = ET.Element("testsuite", name=f"harness-gate.{candidate}", tests=str(len(verdicts)), failures=str(failures), errors="0")
     for v in verdicts:
@@ -176,7 +169,7 @@ def write_junit(path: Path, verdicts: list[Verdict], candidate: str) -> None:
     atomic_write(path, ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
-def markdown(verdicts: list[Verdict], candidate: str) -> str:
+def markdown(verdicts: list[RuleVerdict], candidate: str) -> str:
     ok = all(v.passed for v in verdicts)
     lines = [f"### harness gate: {candidate} — {'PASS' if ok else 'FAIL'}", "",
              "| rule | value | 95% CI | threshold | verdict | detail |", "|---|---|---|---|---|---|"]
@@ -186,7 +179,8 @@ def markdown(verdicts: list[Verdict], candidate: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(verdicts, candidate, junit: Path | None, summary: Path | None, json_path: Path | None) -> None:
+def write_outputs(outcome: GateOutcome, junit: Path | None, summary: Path | None, json_path: Path | None) -> None:
+    verdicts, candidate = outcome.verdicts, outcome.candidate
     if junit:
         write_junit(junit, verdicts, candidate)
     md = markdown(verdicts, candidate)
@@ -196,16 +190,16 @@ def write_outputs(verdicts, candidate, junit: Path | None, summary: Path | None,
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as fh:
             fh.write(md)
     if json_path:
-        write_json(json_path, {"candidate": candidate, "passed": all(v.passed for v in verdicts),
-                               "rules": [asdict(v) for v in verdicts]})
+        documents.write(json_path, GateVerdictDoc(candidate=candidate, baseline=outcome.baseline, passed=outcome.passed,
+                                                  rules=verdicts))
 
 
 @dataclass
 class GateOutcome:
     candidate: str
     baseline: str | None
-    verdicts: list[Verdict]
-    promotion: dict | None = None  # champion.json's content, when promoted
+    verdicts: list[RuleVerdict]
+    promotion: ChampionDoc | None = None  # champion.json's content, when promoted
     promotion_error: str | None = None  # why a requested promotion failed
 
     @property
@@ -224,12 +218,10 @@ def run(cfg: GateConfig, results: Results, candidate: str | None, baseline: str 
         promote: bool) -> GateOutcome:
     """The whole gate: resolve who is compared with whom, check every rule, write the outputs, and
     (only if every rule passed and `promote`) make the candidate the champion."""
-    from harness.select.promote import promote as make_champion
-
     candidate = resolve_candidate(results, candidate)
     base = resolve_baseline(results, baseline, candidate)
     outcome = GateOutcome(candidate, base[1] if base else None, check(cfg, results, candidate, base))
-    write_outputs(outcome.verdicts, candidate, outputs.junit, outputs.summary, outputs.json)
+    write_outputs(outcome, outputs.junit, outputs.summary, outputs.json)
     if outcome.passed and promote:
         try:
             outcome.promotion = make_champion(results.name, candidate, results.adapter(candidate),

@@ -9,7 +9,7 @@ import math
 import pandas as pd
 
 from harness.stats import mean_ci, paired_difference
-from harness.store import StudyData
+from harness.store.reading import StudyData
 
 MARKS_LEGEND = "Δ vs base: ▲ significantly better, ▼ significantly worse, ≈ not significant (paired sign-flip test, alpha {alpha:g})"
 

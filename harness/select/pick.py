@@ -9,10 +9,11 @@ turns this off). The rule and the runner-up are written into best.json and the r
 from __future__ import annotations
 
 from harness.stats import mean_ci, paired_difference, weighted_paired_difference
-from harness.store import StudyData
+from harness.store.documents import AdapterRef, BestDoc, MeanCI, RunnerUp, VersusBase
+from harness.store.reading import StudyData
 
 
-def pick(data: StudyData, rule: str = "cheapest-tied", alpha: float = 0.05) -> dict:
+def pick(data: StudyData, rule: str = "cheapest-tied", alpha: float = 0.05) -> BestDoc:
     """The candidate to ship and why; see the module docstring for the rule."""
     direction = (data.meta.get("directions") or ["maximize"])[0]
     ranked = data.trials.sort_values("objective", ascending=direction == "minimize").reset_index(drop=True)
@@ -38,24 +39,25 @@ def pick(data: StudyData, rule: str = "cheapest-tied", alpha: float = 0.05) -> d
         chosen = pool.sort_values(["_base_last", *cost_cols, "objective"], ascending=[True] * (1 + len(cost_cols)) + [direction == "minimize"]).iloc[0]
     runner_up = top if chosen.candidate != top.candidate else (ranked.iloc[1] if len(ranked) > 1 else None)
     versus = versus_base(data, ranked, weights, values, direction, alpha)
-    scores = {s: mean_ci(values[(chosen.candidate, s)]) for (c, s) in values if c == chosen.candidate}
-    return {
-        "study": data.name,
-        "candidate": chosen.candidate,
+    scores = {s: MeanCI(**mean_ci(values[(chosen.candidate, s)])) for (c, s) in values if c == chosen.candidate}
+    mine = None if versus is None else versus.get(chosen.candidate)
+    return BestDoc(
+        study=data.name,
+        candidate=chosen.candidate,
         # Where to get the adapter from any machine: its id in the study's artifact store.
-        "adapter": None if chosen.is_base else {"artifact": chosen.outputs.get("adapter"), "store": data.artifacts.url if data.artifacts else None},
-        "params": chosen["_params"],
-        "objective": float(chosen.objective),
-        "scores": scores,
-        "rule": ("best objective" if rule == "best-mean" else
-                 f"cheapest (fewest n_samples, then smallest lora_r) among candidates not significantly worse than the top "
-                 f"on any weighted suite (paired sign-flip test, Holm-corrected, alpha={alpha})"),
-        "tied_with_top": tied,
+        adapter=None if chosen.is_base else AdapterRef(artifact=chosen.outputs.get("adapter"), store=data.artifacts.url if data.artifacts else None),
+        params=chosen["_params"],
+        objective=float(chosen.objective),
+        scores=scores,
+        rule=("best objective" if rule == "best-mean" else
+              f"cheapest (fewest n_samples, then smallest lora_r) among candidates not significantly worse than the top "
+              f"on any weighted suite (paired sign-flip test, Holm-corrected, alpha={alpha})"),
+        tied_with_top=tied,
         # Is any candidate significantly better than the base model on the objective (Holm over candidates)?
-        "beats_base": None if versus is None else any(v["better"] for v in versus.values()),
-        "vs_base": None if versus is None else versus.get(chosen.candidate),
-        "runner_up": None if runner_up is None else {"candidate": runner_up.candidate, "objective": float(runner_up.objective)},
-    }
+        beats_base=None if versus is None else any(v["better"] for v in versus.values()),
+        vs_base=None if mine is None else VersusBase(**mine),
+        runner_up=None if runner_up is None else RunnerUp(candidate=runner_up.candidate, objective=float(runner_up.objective)),
+    )
 
 
 def versus_base(data: StudyData, ranked, weights: dict, values: dict, direction: str, alpha: float) -> dict | None:

@@ -17,27 +17,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import store
-from harness.runtime.files import publish_dir, write_json
+from harness.runtime.files import publish_dir
+from harness.store import documents, paths
+from harness.store.documents import ChampionDoc, MlflowRecord
+from harness.store.reading import current_champion
 
 
 def _write_results(folder: Path, items: pd.DataFrame, scores_file: Path) -> Path:
-    items.to_parquet(folder / store.ITEMS, index=False)
-    shutil.copy(scores_file, folder / store.SCORES)
+    items.to_parquet(folder / paths.ITEMS, index=False)
+    shutil.copy(scores_file, folder / paths.SCORES)
     return folder
 
 
-def promote(name: str, candidate: str, adapter: str | None, items: pd.DataFrame, scores_file: Path, scores: dict) -> dict:
+def promote(name: str, candidate: str, adapter: str | None, items: pd.DataFrame, scores_file: Path, scores: dict) -> ChampionDoc:
     """Register `candidate` as model `name` version N with alias champion; returns champion.json's content.
 
     `items` are the candidate's own rows; `scores_file` the scores.json they came with."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    uri = store.mlflow_uri()
+    uri = paths.mlflow_uri()
     client = MlflowClient(uri, registry_uri=uri)
     exp = client.get_experiment_by_name("harness-gate")
-    exp_id = exp.experiment_id if exp else client.create_experiment("harness-gate", artifact_location=store.mlflow_artifacts("harness-gate"))
+    exp_id = exp.experiment_id if exp else client.create_experiment("harness-gate", artifact_location=paths.mlflow_artifacts("harness-gate"))
     run = client.create_run(exp_id, run_name=f"promote {name}/{candidate}", tags={"harness.role": "promotion", "harness.candidate": candidate})
     run_id = run.info.run_id
     for key, value in scores.items():
@@ -56,14 +58,13 @@ def promote(name: str, candidate: str, adapter: str | None, items: pd.DataFrame,
     version = client.create_model_version(name, source, run_id=run_id, tags={"harness.candidate": candidate})
     client.set_registered_model_alias(name, "champion", version.version)
     # Only now, with the registry updated, does the baseline the next gate reads move.
-    results = store.champion_results_dir(name)
+    results = paths.champion_results_dir(name)
     with publish_dir(results, replace=True) as tmp:
         _write_results(tmp, items, scores_file)
-    record = {"name": name, "candidate": candidate, "adapter": adapter, "results": str(results.resolve()),
-              "scores": scores, "mlflow": {"tracking_uri_kind": uri.split(":", 1)[0],
-                                           "model": name, "version": int(version.version), "alias": "champion"},
-              "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "previous": store.current_champion(name)}
-    if record["previous"]:
-        record["previous"].pop("previous", None)  # one level of history, not a chain
-    write_json(store.champion_file(name), record)
+    previous = current_champion(name)
+    record = ChampionDoc(name=name, candidate=candidate, adapter=adapter, results=str(results.resolve()), scores=scores,
+                         mlflow=MlflowRecord(tracking_uri_kind=uri.split(":", 1)[0], model=name, version=int(version.version), alias="champion"),
+                         promoted_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         previous=None if previous is None else previous.model_copy(update={"previous": None}))  # one level, not a chain
+    documents.write(paths.champion_file(name), record)
     return record

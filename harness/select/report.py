@@ -13,19 +13,21 @@ import optuna
 import pandas as pd
 
 from harness.errors import UserError
-from harness.runtime.files import atomic_path, atomic_write, write_json
+from harness.runtime.files import atomic_path, atomic_write
 from harness.select.forecast import Curve, Forecast, forecast, study_items
 from harness.select.leaderboard import MARKS_LEGEND, leaderboard
 from harness.select.pick import pick
 from harness.stats import summarize
-from harness.store import BEST, StudyData
+from harness.store import documents, paths
+from harness.store.documents import BestDoc
+from harness.store.reading import StudyData
 
 S = optuna.trial.TrialState
 
 
 def tidy_results(data: StudyData) -> pd.DataFrame:
     """results.parquet: one row per candidate x suite x metric."""
-    return summarize(data.items) if len(data.items) else pd.DataFrame()
+    return summarize(data.items, data.metrics) if len(data.items) else pd.DataFrame()
 
 
 # ---------------------------------------------------------------- files and plots
@@ -125,39 +127,39 @@ def figures(data: StudyData, board: pd.DataFrame, curve: tuple) -> list[tuple[st
     return figs
 
 
-def verdict(best: dict) -> str:
+def verdict(best: BestDoc) -> str:
     """The report's first line: does anything beat the base model?"""
-    if best.get("beats_base") is None:
+    if best.beats_base is None:
         return "No base model in this study to compare with."
-    vs = best.get("vs_base") or {}
-    if not best["beats_base"]:
+    if not best.beats_base:
         return ("No candidate beats the base model significantly on the objective (paired tests, Holm-corrected); "
                 "the pick below is the rule's choice, not an improvement.")
-    return (f"{best['candidate']} beats the base model: objective {vs['diff']:+.4f} "
-            f"(95% CI {vs['ci'][0]:+.4f} to {vs['ci'][1]:+.4f}, Holm-corrected p {vs['p_holm']:.3g}).")
+    vs = best.vs_base
+    return (f"{best.candidate} beats the base model: objective {vs.diff:+.4f} "
+            f"(95% CI {vs.ci[0]:+.4f} to {vs.ci[1]:+.4f}, Holm-corrected p {vs.p_holm:.3g}).")
 
 
-def write(data: StudyData, out: Path, rule: str = "cheapest-tied", alpha: float = 0.05, target: tuple[str, float] | None = None) -> dict:
+def write(data: StudyData, out: Path, rule: str = "cheapest-tied", alpha: float = 0.05, target: tuple[str, float] | None = None) -> BestDoc:
     out.mkdir(parents=True, exist_ok=True)
     board = leaderboard(data, alpha)
     best = pick(data, rule, alpha)
     curve = learning_curve(data, target)
     if curve[1] is not None:
-        best["forecast"] = {**curve[1].as_json(), "sentence": curve[2]}
+        best.forecast = {**curve[1].as_json(), "sentence": curve[2]}
     shown = board.drop(columns=["number", "is_base", "start", "complete", "outputs"], errors="ignore")
-    shown.insert(0, "", ["★ base" if b else ("✔ pick" if c == best["candidate"] else "") for b, c in zip(board.is_base, board.candidate)])
+    shown.insert(0, "", ["★ base" if b else ("✔ pick" if c == best.candidate else "") for b, c in zip(board.is_base, board.candidate)])
     legend = MARKS_LEGEND.format(alpha=alpha)
-    atomic_write(out / "leaderboard.csv", shown.to_csv(index=False))
-    atomic_write(out / "leaderboard.md", f"# {data.name}: leaderboard\n\n{verdict(best)}\n\n"
+    atomic_write(out / paths.LEADERBOARD_CSV, shown.to_csv(index=False))
+    atomic_write(out / paths.LEADERBOARD_MD, f"# {data.name}: leaderboard\n\n{verdict(best)}\n\n"
                  + shown.to_markdown(index=False, floatfmt=".4g") + f"\n\n{legend}\n" + (f"\n{curve[2]}\n" if curve[2] else ""))
-    with atomic_path(out / "results.parquet") as tmp:
+    with atomic_path(out / paths.RESULTS) as tmp:
         tidy_results(data).to_parquet(tmp, index=False)
-    write_json(out / BEST, best)
+    documents.write(out / paths.BEST, best)
     parts = [f"<h1>{escape(data.name)}</h1>", f"<p id='verdict'><b>{escape(verdict(best))}</b></p>",
-             f"<p><b>Pick: {escape(best['candidate'])}</b> (objective {best['objective']:.4f}). Rule: {escape(best['rule'])}. "
-             f"Tied with the top: {escape(', '.join(best['tied_with_top']))}. "
-             + (f"Runner-up: {escape(best['runner_up']['candidate'])} (objective {best['runner_up']['objective']:.4f}).</p>"
-                if best["runner_up"] else "</p>")]
+             f"<p><b>Pick: {escape(best.candidate)}</b> (objective {best.objective:.4f}). Rule: {escape(best.rule)}. "
+             f"Tied with the top: {escape(', '.join(best.tied_with_top))}. "
+             + (f"Runner-up: {escape(best.runner_up.candidate)} (objective {best.runner_up.objective:.4f}).</p>"
+                if best.runner_up else "</p>")]
     if curve[2]:
         parts.append(f"<p id='forecast'>{escape(curve[2])}</p>")
     parts += ["<h2>Leaderboard</h2>", shown.to_html(index=False, table_id="leaderboard", float_format=lambda v: f"{v:.4g}"),
@@ -172,5 +174,5 @@ def write(data: StudyData, out: Path, rule: str = "cheapest-tied", alpha: float 
     html = ("<!doctype html><html><head><meta charset='utf-8'><title>harness report: " + escape(data.name) + "</title>"
             "<style>body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:13px}"
             "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>" + "\n".join(parts) + "</body></html>")
-    atomic_write(out / "index.html", html)
+    atomic_write(out / paths.REPORT_HTML, html)
     return best

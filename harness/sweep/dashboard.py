@@ -12,8 +12,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import optuna
 
-from harness import store
 from harness.errors import UserError
+from harness.store import paths
+from harness.store.study import StudyHandle, open_artifacts, shown_url, storage_for
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,15 @@ def serve(study: str, storage: str | None, artifacts: str | None, host: str, por
 
     if not 0 < port < 65536:
         raise UserError(f"--port {port}: expected 1..65535")
-    if storage is None and not store.journal_file(study).is_file():
-        raise UserError(f"study {study}: no {store.journal_file(study)} here (give --storage for sqlite/postgresql)")
-    backend = store.storage_for(study, storage)
+    if storage is None and not paths.journal_file(study).is_file():
+        raise UserError(f"study {study}: no {paths.journal_file(study)} here (give --storage for sqlite/postgresql)")
+    backend = storage_for(study, storage)
     try:
         loaded = optuna.load_study(study_name=study, storage=backend)
     except KeyError:
-        raise UserError(f"study {study}: not found in {store.shown_url(storage) if storage else 'its journal file'}") from None
+        raise UserError(f"study {study}: not found in {shown_url(storage) if storage else 'its journal file'}") from None
     try:
-        artifact_store = store.open_artifacts(loaded, artifacts).optuna_store
+        artifact_store = open_artifacts(loaded, artifacts).optuna_store
     except UserError as err:
         if artifacts is not None:
             raise
@@ -56,5 +57,5 @@ def serve(study: str, storage: str | None, artifacts: str | None, host: str, por
         raise UserError(f"--port {port}: cannot serve on {host}:{port}: {err.strerror or err}") from None
     with server:
         if ready is not None:
-            ready(f"http://{host}:{port}/dashboard/studies/{loaded._study_id}")
+            ready(f"http://{host}:{port}/dashboard/studies/{StudyHandle(loaded).study_id}")
         server.serve_forever()

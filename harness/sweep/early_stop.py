@@ -12,7 +12,8 @@ never be picked.
 
 An item's value is w_s * N / n_s * its headline score (suite s, weight w_s, n_s items, N in all),
 so the mean of a fully scored trial's values is its objective. lm-eval's own tasks (native suites)
-report their items but are scored whole: their documents are chosen as a count of the first ones.
+report their items but are scored whole (their kind is not `divisible`): their documents are chosen
+as a count of the first ones.
 """
 
 from __future__ import annotations
@@ -23,14 +24,23 @@ import json
 import pandas as pd
 
 from harness.score.suites import Suite
+from harness.store.study import TrialAttr
 
 
-class ScoringStopped(Exception):
+class TrialStopped(Exception):
+    """A trial the study's pruner stopped: `reason` for its record, the `params` it stopped at and the
+    trial attributes it keeps."""
+
+    def __init__(self, reason: str, params: dict | None = None, attrs: dict | None = None):
+        super().__init__(reason)
+        self.reason, self.params, self.attrs = reason, params or {}, attrs or {}
+
+
+class ScoringStopped(TrialStopped):
     """The trial's scoring stopped early; `reason` says after how many items and against which trial."""
 
     def __init__(self, reason: str, seconds: float):
-        super().__init__(reason)
-        self.reason, self.seconds = reason, seconds
+        super().__init__(reason, attrs={TrialAttr.SCORE_S: seconds})
 
 
 class ItemOrder:
@@ -61,7 +71,7 @@ class ItemOrder:
         for suite in self.suites:
             start = 0
             while start < len(suite.rows):
-                end = len(suite.rows) if suite.kind.native else min(len(suite.rows), start + test_at - done)
+                end = len(suite.rows) if not suite.kind.divisible else min(len(suite.rows), start + test_at - done)
                 part.append(suite if (start, end) == (0, len(suite.rows)) else dataclasses.replace(suite, rows=suite.rows[start:end]))
                 done, start = done + end - start, end
                 if done >= test_at:

@@ -16,7 +16,7 @@ import time
 
 import optuna
 
-from harness.store import TrialAttr
+from harness.store.study import StudyHandle, TrialAttr
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +28,15 @@ BEAT = "harness:heartbeat"  # trial system attribute: time.time() of the last be
 class Heartbeat:
     """Stamps the trial's last-beat time every HEARTBEAT_S seconds while it runs."""
 
-    def __init__(self, study: optuna.Study, trial: optuna.Trial):
-        self._storage, self._trial_id, self._stop = study._storage, trial._trial_id, threading.Event()
+    def __init__(self, handle: StudyHandle, trial_id: int):
+        self._handle, self._id, self._stop = handle, trial_id, threading.Event()
         self._beat_once()
         self._thread = threading.Thread(target=self._beat, daemon=True)
         self._thread.start()
 
     def _beat_once(self) -> bool:
         try:
-            self._storage.set_trial_system_attr(self._trial_id, BEAT, time.time())
+            self._handle.stamp(self._id, BEAT, time.time())
             return True
         except Exception as err:  # noqa: BLE001 - the trial was just told, or the storage hiccupped: the next start decides
             log.debug("heartbeat not written: %s", err)
@@ -51,15 +51,16 @@ class Heartbeat:
         self._thread.join()
 
 
-def recover_stale(study: optuna.Study) -> int:
+def recover_stale(handle: StudyHandle) -> int:
     """Fail RUNNING trials whose heartbeat stopped, and queue their params again."""
     recovered = 0
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    for t in handle.trials(states=(optuna.trial.TrialState.RUNNING,)):
         age = time.time() - t.system_attrs.get(BEAT, t.datetime_start.timestamp())
         if age > STALE_S:
-            study._storage.set_trial_user_attr(t._trial_id, TrialAttr.FAIL_REASON, f"worker died (no heartbeat for {age:.0f} s); retried")
-            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            trial_id = handle.trial_id(t)
+            handle.set_attrs(trial_id, {TrialAttr.FAIL_REASON: f"worker died (no heartbeat for {age:.0f} s); retried"})
+            handle.finish(trial_id, optuna.trial.TrialState.FAIL)
             if t.params:
-                study.enqueue_trial(t.params, user_attrs={TrialAttr.RETRY_OF: t.number})
+                handle.study.enqueue_trial(t.params, user_attrs={TrialAttr.RETRY_OF: t.number})
             recovered += 1
     return recovered

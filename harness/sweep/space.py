@@ -13,6 +13,7 @@ import optuna
 
 from harness.config import SweepConfig
 from harness.errors import UserError
+from harness.runtime.registry import Registry
 
 
 def distributions(cfg: SweepConfig) -> dict:
@@ -65,18 +66,18 @@ def grid_done(study: optuna.Study, grid: dict[str, list]) -> bool:
     return all(combo in seen for combo in itertools.product(*grid.values()))
 
 
-def make_sampler(cfg: SweepConfig):
-    s = cfg.sampler
-    if s.name == "grid":
-        return GridSampler(grid_space(cfg), seed=s.seed)
-    factories = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=s.seed, multivariate=True),
-        "random": lambda: optuna.samplers.RandomSampler(seed=s.seed),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=s.seed),
-        "gp": lambda: optuna.samplers.GPSampler(seed=s.seed),
-        "nsgaii": lambda: optuna.samplers.NSGAIISampler(seed=s.seed),
-    }
-    return factories[s.name]()
+# sampler name -> (the sweep config -> an Optuna sampler); the names are SweepConfig's `sampler.name`.
+SAMPLERS: Registry[Callable[[SweepConfig], optuna.samplers.BaseSampler]] = Registry("sampler")
+SAMPLERS.add("grid", lambda cfg: GridSampler(grid_space(cfg), seed=cfg.sampler.seed))
+SAMPLERS.add("tpe", lambda cfg: optuna.samplers.TPESampler(seed=cfg.sampler.seed, multivariate=True))
+SAMPLERS.add("random", lambda cfg: optuna.samplers.RandomSampler(seed=cfg.sampler.seed))
+SAMPLERS.add("cmaes", lambda cfg: optuna.samplers.CmaEsSampler(seed=cfg.sampler.seed))
+SAMPLERS.add("gp", lambda cfg: optuna.samplers.GPSampler(seed=cfg.sampler.seed))
+SAMPLERS.add("nsgaii", lambda cfg: optuna.samplers.NSGAIISampler(seed=cfg.sampler.seed))
+
+
+def make_sampler(cfg: SweepConfig) -> optuna.samplers.BaseSampler:
+    return SAMPLERS.get(cfg.sampler.name)(cfg)
 
 
 def make_pruner(cfg: SweepConfig):

@@ -22,11 +22,12 @@ from pathlib import Path
 from harness.config import TrainConfig
 from harness.errors import UserError
 from harness.models import BaseModel, check_adapter, load_causal_lm, load_tokenizer
-from harness.runtime.environment import bf16_supported, device, harness_home
+from harness.runtime.environment import bf16_supported, device
 from harness.runtime.files import publish_dir, write_json
 from harness.runtime.hashing import sha256_file, sha256_json, sha256_tree
 from harness.runtime.processes import raise_if_interrupted
-from harness.store import TRAIN_RECORD
+from harness.store import paths
+from harness.store.paths import TRAIN_RECORD
 from harness.train.data import training_split
 from harness.train.trainers import check_method_available, make_trainer
 
@@ -255,7 +256,7 @@ def _base_heldout_loss(trainer, base: BaseModel, cfg: TrainConfig, dtype: str, d
     key = sha256_json({"base": base.identity, "data": data["sha256"], "heldout": data["heldout_rows"], "dtype": dtype,
                        "max_seq_len": cfg.max_seq_len, "batch_size": cfg.batch_size, "qlora": cfg.qlora, "device": device(),
                        "method": cfg.method, "beta": cfg.beta if cfg.uses_pairs else None, "init": init})
-    path = harness_home() / "heldout-loss" / f"{key[:32]}.json"
+    path = paths.heldout_loss_file(key)
     try:
         return json.loads(path.read_text())["eval_loss"]
     except (OSError, ValueError, KeyError):

@@ -23,7 +23,7 @@ from harness.config import MERGE_METHODS
 from harness.errors import UserError
 from harness.models import BaseModel, check_adapter, load_causal_lm
 from harness.runtime.files import publish_dir, write_json
-from harness.store import MERGE_RECORD
+from harness.store.paths import MERGE_RECORD
 
 METHODS = MERGE_METHODS
 EQUAL_RANKS = {"linear", "ties", "dare_ties", "dare_linear", "magnitude_prune"}

@@ -13,13 +13,13 @@ import optuna
 import pandas as pd
 from conftest import run_cli
 
-from harness import store
+from harness.store import study as studies
 
 
 def _ids(root, study: str) -> dict[str, dict]:
     loaded = optuna.load_study(study_name=study, storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(root / f"runs/{study}/journal.log"))))
-    return {store.candidate_name(t): t.user_attrs["artifacts"] for t in loaded.get_trials()}
+    return {studies.candidate_name(t): t.user_attrs["artifacts"] for t in loaded.get_trials()}
 
 
 def test_readers_fetch_every_trial_from_the_store_and_a_missing_artifact_names_its_trial(study_root, harness_home, tmp_path):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from harness.score import humaneval
+from harness.score import humaneval_grading as humaneval
 from harness.score.sandbox import run_program
 
 

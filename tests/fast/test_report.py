@@ -6,18 +6,19 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from harness import store
 from harness.select.pick import holm, pick
+from harness.store import reading
+from harness.store import study as studies
 
 
 def test_pick_prefers_the_cheaper_candidate_when_the_top_is_not_significantly_better(constructed):
-    data = store.load_study("picked")
+    data = reading.load_study("picked")
     best = pick(data)
-    assert best["candidate"] == "trial-2"  # the cheap one (trial numbers: base 0, top 1, cheap 2, weak 3)
-    assert best["params"] == {"lora_r": 8, "n_samples": 256, "learning_rate": 3e-4}
-    assert best["runner_up"]["candidate"] == "trial-1" and "Holm" in best["rule"]
-    assert "trial-3" not in best["tied_with_top"]
-    assert pick(data, "best-mean")["candidate"] == "trial-1"
+    assert best.candidate == "trial-2"  # the cheap one (trial numbers: base 0, top 1, cheap 2, weak 3)
+    assert best.params == {"lora_r": 8, "n_samples": 256, "learning_rate": 3e-4}
+    assert best.runner_up.candidate == "trial-1" and "Holm" in best.rule
+    assert "trial-3" not in best.tied_with_top
+    assert pick(data, "best-mean").candidate == "trial-1"
 
 
 def test_holm_adjustment():
@@ -61,7 +62,7 @@ def test_no_candidate_beating_the_base_is_said_first(tmp_path, monkeypatch):
     from conftest import add_candidate
 
     monkeypatch.chdir(tmp_path)
-    study = optuna.create_study(study_name="flat", storage=store.storage_for("flat"))
+    study = optuna.create_study(study_name="flat", storage=studies.storage_for("flat"))
     study.set_user_attr("objective", {"weights": {"extraction": 1.0}, "headline": {"extraction": "field_f1"}, "directions": ["maximize"]})
     same = (np.random.default_rng(1).random(60) < 0.5).astype(float)
     nudged = same.copy()

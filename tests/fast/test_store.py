@@ -4,7 +4,9 @@ import json
 
 import pandas as pd
 
-from harness import store
+from harness.store import results as store
+from harness.store.documents import ScoredCandidate, ScoredSuite, SuiteFailureRecord
+from harness.store.results import ScoredRun
 
 
 def rows(candidate: str, content: str, suite: str, version: str, items: range, score: float) -> pd.DataFrame:
@@ -29,14 +31,15 @@ def test_rescored_items_replace_old_rows_and_other_weights_under_one_name_supers
 
 
 def test_scores_json_describes_everything_the_items_hold(tmp_path):
-    store.merge_items(tmp_path, rows("base", "h0", "mmlu", "v1", range(8), 0.0))
-    store.write_scores(tmp_path, [{"name": "base", "hash": "h0", "adapter": None}], [{"name": "mmlu", "version": "v1", "headline": "acc"}],
-                       [], {"backend": "hf"})
-    store.merge_items(tmp_path, rows("r8", "h8", "mmlu", "v1", range(8), 1.0))
-    doc = store.write_scores(tmp_path, [{"name": "r8", "hash": "h8", "adapter": "/a"}], [], [{"suite": "x", "reason": "boom"}],
-                             {"backend": "hf"})
-    assert json.loads((tmp_path / "scores.json").read_text()) == json.loads(json.dumps(doc))
+    first = ScoredRun([ScoredCandidate(name="base", hash="h0")], [ScoredSuite(name="mmlu", version="v1", n_items=8, headline="acc")],
+                      "hf", "float32", frames=[rows("base", "h0", "mmlu", "v1", range(8), 0.0)])
+    store.record(tmp_path, first)
+    second = ScoredRun([ScoredCandidate(name="r8", hash="h8", adapter="/a")], [], "hf", "float32",
+                       frames=[rows("r8", "h8", "mmlu", "v1", range(8), 1.0)], failures=[SuiteFailureRecord(suite="x", reason="boom")])
+    doc = store.record(tmp_path, second).model_dump(mode="json")
+    assert json.loads((tmp_path / "scores.json").read_text()) == doc
     assert {c["name"]: c["adapter"] for c in doc["candidates"]} == {"base": None, "r8": "/a"}
     assert doc["suites"] == [{"name": "mmlu", "version": "v1", "n_items": 8, "headline": "acc"}]
     assert {(s["candidate"], s["value"]) for s in doc["scores"]} == {("base", 0.0), ("r8", 1.0)}
-    assert doc["failures"] == [{"suite": "x", "reason": "boom"}]
+    assert doc["failures"] == [{"suite": "x", "reason": "boom", "candidates": []}]
+    assert doc["schema_version"] == 1

@@ -12,7 +12,7 @@ import optuna
 import pandas as pd
 from conftest import run_cli, sweep_file
 
-from harness import store
+from harness.store import study as studies
 
 GRID = """space:
   lora_r: {type: categorical, choices: [4]}
@@ -38,12 +38,12 @@ def test_two_machines_sweep_into_one_store_and_a_third_reports_gates_and_promote
         _, err = w.communicate(timeout=1200)
         assert w.returncode == 0, err[-3000:]
 
-    trials = optuna.load_study(study_name="fleet", storage=store.storage_for("fleet", postgres_url)).get_trials()
+    trials = optuna.load_study(study_name="fleet", storage=studies.storage_for("fleet", postgres_url)).get_trials()
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == 4 and sum(store.is_base_trial(t) for t in complete) == 1, "the base is scored once, by one machine"
+    assert len(complete) == 4 and sum(studies.is_base_trial(t) for t in complete) == 1, "the base is scored once, by one machine"
     for t in complete:  # artifact ids, never a path of the machine that ran the trial
         assert "machine-" not in json.dumps(t.user_attrs), t.user_attrs
-        assert set(t.user_attrs["artifacts"]) == ({"items", "scores"} if store.is_base_trial(t) else {"items", "scores", "train", "adapter"})
+        assert set(t.user_attrs["artifacts"]) == ({"items", "scores"} if studies.is_base_trial(t) else {"items", "scores", "train", "adapter"})
     for m in machines[:2]:
         shutil.rmtree(m / "runs")
         shutil.rmtree(m / "home")

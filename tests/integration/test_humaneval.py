@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_cli
 
-from harness.score import humaneval
+from harness.score import humaneval_grading as humaneval
 from harness.score.sandbox import Limits, run_program
 
 KINDS = ["rlimit-only"] + (["bubblewrap"] if shutil.which("bwrap") else [])

@@ -182,7 +182,7 @@ def test_init_best_sft_starts_dpo_trials_from_the_best_sft_adapter(tiny_model, t
     import optuna
     from conftest import sweep_file
 
-    from harness import store
+    from harness.store import study as studies
 
     cfg = sweep_file(tmp_path, tiny_model, "chain", n_trials=3, trackers=("none",))
     text = cfg.read_text().replace("train: {data: ", f"train: {{init: best_sft, preference_data: {PREFS}, data: ")
@@ -197,7 +197,7 @@ def test_init_best_sft_starts_dpo_trials_from_the_best_sft_adapter(tiny_model, t
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = optuna.load_study(study_name="chain", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/chain/journal.log")))).get_trials()
-    done = {f"trial-{t.number}": t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and not store.is_base_trial(t)}
+    done = {f"trial-{t.number}": t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and not studies.is_base_trial(t)}
     chained = [t for t in done.values() if t.user_attrs["kind"] == "sft→dpo"]
     assert chained, "a dpo trial after an sft one continues the sft adapter"
     for t in chained:
@@ -205,6 +205,6 @@ def test_init_best_sft_starts_dpo_trials_from_the_best_sft_adapter(tiny_model, t
         assert parent.user_attrs["kind"] == "sft" and parent.datetime_complete < t.datetime_start
         earlier = [s for s in done.values() if s.user_attrs["kind"] == "sft" and s.datetime_complete < t.datetime_start]
         assert parent.values[0] == max(s.values[0] for s in earlier), "the best sft trial complete at the time"
-        assert store.params_of(t)["lora_r"] == parent.params["lora_r"] and store.params_of(t)["n_samples"] == 32
+        assert studies.params_of(t)["lora_r"] == parent.params["lora_r"] and studies.params_of(t)["n_samples"] == 32
         record = json.loads((tmp_path / f"runs/chain/trial-{t.number}/adapter/train.json").read_text())
         assert record["method"] == "dpo" and record["init_adapter"]["r"] == parent.params["lora_r"]

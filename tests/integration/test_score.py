@@ -7,9 +7,9 @@ import pandas as pd
 from conftest import REPO, build_tiny_llama, run_cli
 
 from harness.models import resolve_base
+from harness.score import eval_command
 from harness.score.backends import make_candidate
 from harness.score.backends.hf import HFBackend
-from harness.score.evaluate import evaluate
 from harness.score.suites import load_suite
 
 EXTRACTION = REPO / "suites/extraction/suite.yaml"
@@ -35,7 +35,8 @@ def test_three_candidates_load_the_base_once(tiny_model, tiny_adapters, tmp_path
     cands = candidates_for(base, tiny_adapters)
     suites = [load_suite("mmlu", 6), load_suite(str(small_extraction(tmp_path)))]
     loads = HFBackend.base_loads
-    items, summary, failures = evaluate(base, cands, suites, "hf", out_dir=tmp_path / "out")
+    scored, _ = eval_command.run(base, cands, suites, "hf", out_dir=tmp_path / "out")
+    items, failures = scored.items, scored.failures
     assert HFBackend.base_loads == loads + 1
     assert not failures
     assert len(items) == 3 * (6 + 4)
@@ -54,10 +55,10 @@ def test_rerun_hits_the_cache_and_data_changes_invalidate_it(tiny_model, tiny_ad
     base = resolve_base(str(tiny_model))
     cands = candidates_for(base, tiny_adapters)
     suite_file = small_extraction(tmp_path, n=6, max_tokens=24)
-    first, _, _ = evaluate(base, cands, [load_suite("mmlu", 20), load_suite(str(suite_file))], "hf", out_dir=tmp_path / "a")
+    first = eval_command.run(base, cands, [load_suite("mmlu", 20), load_suite(str(suite_file))], "hf", out_dir=tmp_path / "a")[0].items
     loads = HFBackend.base_loads
     # Not timed (speed is measured in bench/): a fully cached re-run answers without loading the model.
-    again, _, _ = evaluate(base, cands, [load_suite("mmlu", 20), load_suite(str(suite_file))], "hf", out_dir=tmp_path / "b")
+    again = eval_command.run(base, cands, [load_suite("mmlu", 20), load_suite(str(suite_file))], "hf", out_dir=tmp_path / "b")[0].items
     assert HFBackend.base_loads == loads, "a fully cached re-run must not even load the model"
     cols = ["candidate", "suite", "item_id", "prediction", "score"]
     pd.testing.assert_frame_equal(first[cols].reset_index(drop=True), again[cols].reset_index(drop=True))
@@ -69,7 +70,7 @@ def test_rerun_hits_the_cache_and_data_changes_invalidate_it(tiny_model, tiny_ad
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     changed = load_suite(str(suite_file))
     assert changed.version != load_suite(str(REPO / "suites/extraction/suite.yaml")).version
-    evaluate(base, cands, [changed], "hf", out_dir=tmp_path / "c")
+    eval_command.run(base, cands, [changed], "hf", out_dir=tmp_path / "c")
     assert HFBackend.base_loads == loads + 1
 
 
@@ -80,12 +81,12 @@ def test_item_choices_agree_with_lm_evals_own_hf_model(tiny_model, tiny_adapters
     from peft import PeftModel
 
     from harness.models import load_causal_lm, load_tokenizer
-    from harness.score.lmeval import build_task
+    from harness.score.suites.compiled import build_task
 
     base = resolve_base(str(tiny_model))
     for fmt in ("mmlu", "mmlu_letter"):
         suite = load_suite(fmt, 24)
-        ours, _, _ = evaluate(base, candidates_for(base, tiny_adapters), [suite], "hf", out_dir=tmp_path / fmt)
+        ours = eval_command.run(base, candidates_for(base, tiny_adapters), [suite], "hf", out_dir=tmp_path / fmt)[0].items
         for name in ("base", "r8"):
             model = load_causal_lm(base)
             if name != "base":
@@ -147,7 +148,8 @@ def test_engine_failure_marks_the_suite_failed_restarts_once_and_keeps_other_sui
     backend._ensure_loaded()
     backend._model = None  # the engine is gone, but the backend believes it is loaded ...
     backend._ensure_loaded = lambda: None  # ... and cannot restart: every request errors
-    items, _, failures = evaluate(base, cands, [load_suite("mmlu", 4)], "hf", out_dir=tmp_path / "o", backend=backend)
+    scored, _ = eval_command.run(base, cands, [load_suite("mmlu", 4)], "hf", out_dir=tmp_path / "o", backend=backend)
+    items, failures = scored.items, scored.failures
     assert state["closes"] == 2, "one restart, then failure"
     assert [f.suite for f in failures] == ["mmlu"] and "NoneType" in failures[0].reason
     assert len(items) == 0 and not (tmp_path / "o" / "items.parquet").exists()
@@ -195,13 +197,13 @@ def test_a_failed_rerun_erases_nothing_and_scores_json_describes_the_items(tiny_
     cands = candidates_for(base, tiny_adapters)
     out = tmp_path / "out"
     extraction = small_extraction(tmp_path)
-    evaluate(base, cands, [load_suite("mmlu", 4), load_suite(str(extraction))], "hf", out_dir=out)
+    eval_command.run(base, cands, [load_suite("mmlu", 4), load_suite(str(extraction))], "hf", out_dir=out)
     before = pd.read_parquet(out / "items.parquet")
     # The same suite again, now with a metric that fails on real answers (its check on a sample passes).
     (extraction.parent / "m.py").write_text("def picky(prediction, reference):\n"
                                             "    if prediction != reference:\n        raise ValueError('no')\n    return 1.0\n")
     extraction.write_text(extraction.read_text().replace("  - name: json_exact_match\n    as: exact_match", "  - {function: 'm.py:picky'}"))
-    _, _, failures = evaluate(base, cands, [load_suite("mmlu", 6), load_suite(str(extraction))], "hf", out_dir=out)
+    failures = eval_command.run(base, cands, [load_suite("mmlu", 6), load_suite(str(extraction))], "hf", out_dir=out)[0].failures
     assert [f.suite for f in failures] == ["extraction"]
     after = pd.read_parquet(out / "items.parquet")
     kept = after[after.suite == "extraction"].sort_values(["candidate", "item_id"]).reset_index(drop=True)

@@ -13,7 +13,7 @@ import pandas as pd
 import psutil
 from conftest import build_tiny_llama, run_cli, sweep_file
 
-from harness import store
+from harness.store import study as studies
 from harness.sweep.heartbeat import BEAT
 
 
@@ -176,7 +176,7 @@ def test_two_workers_run_exactly_the_budget(tiny_model, tmp_path, harness_home):
     for w in workers:
         _, err = w.communicate(timeout=900)
         assert w.returncode == 0, err[-3000:]
-    trials = optuna.load_study(study_name="duo", storage=store.storage_for("duo", url)).get_trials()
+    trials = optuna.load_study(study_name="duo", storage=studies.storage_for("duo", url)).get_trials()
     # The base is scored once: a second claim of it (both workers claimed at once) is withdrawn as surplus.
     bases = [t for t in trials if t.user_attrs.get("candidate") == "base" and t.state == optuna.trial.TrialState.COMPLETE]
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("candidate") != "base"]

@@ -14,7 +14,8 @@ from conftest import REPO, build_tiny_llama, run_cli
 from harness.config import TrainConfig
 from harness.models import load_causal_lm, load_tokenizer, resolve_base
 from harness.runtime.environment import bf16_supported
-from harness.train import TRAIN_RECORD, TrainingFailed, train
+from harness.store.paths import TRAIN_RECORD
+from harness.train import TrainingFailed, train
 from harness.train.data import training_split
 from harness.train.trainers import make_trainer
 

@@ -1,9 +1,9 @@
-"""Backends and the one factory that picks them."""
+"""Backends, and the registry that picks one by name (`--backend`)."""
 
 from __future__ import annotations
 
-from harness.errors import UserError
 from harness.models import BaseModel
+from harness.runtime.registry import Registry
 from harness.score.backends.base import (
     Backend,
     Candidate,
@@ -12,21 +12,17 @@ from harness.score.backends.base import (
     make_candidate,
 )
 
-__all__ = ["Backend", "Candidate", "GenerateRequest", "LoglikelihoodRequest", "create", "make_candidate"]
+__all__ = ["BACKENDS", "Backend", "Candidate", "GenerateRequest", "LoglikelihoodRequest", "create", "make_candidate"]
+
+# Imported on first use: each module loads torch or vLLM. "vllm" with a `server` URL is the client of
+# a running server (harness serve, vLLM's own), without one an in-process engine.
+BACKENDS: Registry[type[Backend]] = Registry("--backend")
+BACKENDS.add("hf", "harness.score.backends.hf:HFBackend")
+BACKENDS.add("vllm", "harness.score.backends.vllm:VLLMBackend")
+BACKENDS.add("vllm-server", "harness.score.backends.vllm_server:VLLMServerBackend")
 
 
 def create(kind: str, base: BaseModel, candidates: list[Candidate], dtype: str = "float32", **options) -> Backend:
     options = {k: v for k, v in options.items() if v is not None}
-    if kind == "hf":
-        from harness.score.backends.hf import HFBackend
-
-        return HFBackend(base, candidates, dtype=dtype, **options)
-    if kind == "vllm" and options.get("server"):
-        from harness.score.backends.vllm_server import VLLMServerBackend
-
-        return VLLMServerBackend(base, candidates, dtype=dtype, **options)
-    if kind == "vllm":
-        from harness.score.backends.vllm import VLLMBackend
-
-        return VLLMBackend(base, candidates, dtype=dtype, **options)
-    raise UserError(f"--backend {kind}: expected 'hf' or 'vllm'" + (" (--server needs --backend vllm)" if options.get("server") else ""))
+    name = "vllm-server" if kind == "vllm" and options.get("server") else kind
+    return BACKENDS.get(name)(base, candidates, dtype=dtype, **options)

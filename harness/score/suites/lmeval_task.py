@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness.config import SuiteConfig
 from harness.errors import UserError
-from harness.score.suites._base import Renderer, Suite, SuiteKind, register
+from harness.score.suites._base import Suite, SuiteKind, item_row, register
 
 log = logging.getLogger(__name__)
 PREFIX = "lm-eval:"
@@ -75,7 +75,9 @@ def metric_keys(task) -> list[str]:
 
 @register("lm-eval")
 class LmEvalTask(SuiteKind):
-    native = True
+    options = frozenset({"task", "include_path", "num_fewshot"})
+    prefix = PREFIX
+    divisible = False  # documents are chosen as a count of each task's first ones: scored whole
 
     def rows(self, cfg: SuiteConfig, source: Path) -> list[dict]:
         tasks = load_tasks(cfg, source)
@@ -116,10 +118,7 @@ class LmEvalTask(SuiteKind):
         keys = [k for task in load_tasks(cfg, None).values() for k in metric_keys(task)]
         return list(dict.fromkeys(keys))
 
-    def task_fields(self, suite: Suite, render: Renderer | None) -> tuple[dict[str, list[dict]], dict]:
-        raise NotImplementedError("lm-eval tasks are lm-eval's own: see native_tasks")
-
-    def native_tasks(self, suite: Suite) -> list[tuple[str, object, int]]:
+    def tasks(self, suite: Suite, tokenizer) -> list[tuple[str, object, int]]:
         """(name, lm-eval task, how many of its first documents are scored) per leaf task."""
         counts: dict[str, int] = {}
         for row in suite.rows:
@@ -127,10 +126,52 @@ class LmEvalTask(SuiteKind):
         tasks = load_tasks(suite.config, suite.source)
         return [(name, tasks[name], n) for name, n in counts.items()]
 
+    def grade(self, suite: Suite, task, candidates: list, answered: list, group_task: str | None) -> list[dict]:
+        """Graded as lm-eval's evaluator grades: the answers go into each instance's `resps`, the
+        task's filters run, and `process_results` runs once per filter."""
+        kept = set(metric_keys(task))
+        by_doc: dict[int, list] = {}
+        for inst in task.instances:
+            by_doc.setdefault(inst.doc_id, []).append(inst)
+        for insts in by_doc.values():
+            insts.sort(key=lambda i: i.idx)
+        rows = []
+        for cand in candidates:
+            mine: dict[int, list] = {}
+            for c, inst, ans in answered:
+                if c.hash == cand.hash:
+                    mine.setdefault(id(inst), []).append(ans)
+            for inst in task.instances:  # the instances are shared: each candidate's answers in turn
+                inst.resps = [(a[0], a[1]) if inst.request_type == "loglikelihood" else a[0] for a in mine[id(inst)]]
+                inst.filtered_resps = {}
+            task.apply_filters()
+            filters = list(task.instances[0].filtered_resps)
+            for doc_id, insts in by_doc.items():
+                doc, metrics = insts[0].doc, {}
+                for key in filters:
+                    for metric, value in task.process_results(doc, [i.filtered_resps[key] for i in insts]).items():
+                        name = metric if key == "none" else f"{metric},{key}"
+                        if name in kept:
+                            metrics[name] = value
+                tokens = sum(a[-1] for inst in insts for a in mine[id(inst)])
+                target = task.doc_to_target(doc)
+                if task.OUTPUT_TYPE == "multiple_choice":
+                    choices = task.doc_to_choice(doc)
+                    scores = [i.resps[0][0] for i in insts]
+                    pred = choices[max(range(len(scores)), key=scores.__getitem__)]
+                    ref = choices[target] if isinstance(target, int) else target
+                    extra = {"logprobs": scores}
+                else:
+                    pred, ref = insts[0].filtered_resps[filters[0]], target
+                    extra = {"response": insts[0].resps[0]} if insts[0].resps[0] != pred else {}
+                item = doc_id if group_task is None else f"{group_task}/{doc_id}"
+                rows.append(item_row(cand, item, pred, ref, metrics, suite.headline if suite.headline in metrics else next(iter(metrics)),
+                                     tokens, extra))
+        return rows
 
-def config_for(ref: str, include_path: list[Path]) -> SuiteConfig:
-    """`lm-eval:NAME` as a suite config."""
-    name = ref.removeprefix(PREFIX)
-    if not name:
-        raise UserError(f"--suite {ref}: give the task, e.g. {PREFIX}arc_easy")
-    return SuiteConfig(name=name.replace("/", "_"), builtin="lm-eval", task=name, include_path=include_path)
+    def config_for(self, ref: str, include_path: list[Path]) -> SuiteConfig:
+        """`lm-eval:NAME` as a suite config."""
+        name = ref.removeprefix(PREFIX)
+        if not name:
+            raise UserError(f"--suite {ref}: give the task, e.g. {PREFIX}arc_easy")
+        return SuiteConfig(name=name.replace("/", "_"), builtin="lm-eval", task=name, include_path=include_path)

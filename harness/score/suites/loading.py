@@ -14,9 +14,10 @@ from typing import Literal
 from harness import config
 from harness.errors import UserError
 from harness.runtime.hashing import sha256_json
-from harness.score.suites._base import Suite, kind_of
+from harness.score.suites._base import KINDS, Suite, kind_of
 
-SHIPPED = Path(__file__).resolve().parents[3] / "suites"
+# The suites shipped with the harness: package data (in a checkout, a link to the repository's suites/).
+SHIPPED = Path(__file__).resolve().parent / "shipped"
 
 
 def find_suite_file(ref: str) -> Path:
@@ -36,20 +37,20 @@ def load_suite(ref: str, limit: int | None = None, scope: Literal["full", "sweep
                include_path: list[Path] = ()) -> Suite:
     """The suite `ref` (a name, a YAML file, or lm-eval:TASK with task YAMLs in `include_path`) with
     `limit` items, else its own `limit.<scope>`, else all of them."""
-    from harness.score.suites.lmeval_task import PREFIX, config_for
-
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit}: must be at least 1 (or leave it out: the suite's own limit)")
-    if include_path and not ref.startswith(PREFIX):
-        raise UserError(f"--include-path: only for lm-eval tasks (--suite {PREFIX}NAME), not --suite {ref}")
-    if ref.startswith(PREFIX):
-        source, cfg = Path(ref), config_for(ref, list(include_path))
+    by_reference = next((k for k in map(KINDS.get, KINDS.names()) if k.prefix and ref.startswith(k.prefix)), None)
+    if include_path and by_reference is None:
+        raise UserError(f"--include-path: only for lm-eval tasks (--suite lm-eval:NAME), not --suite {ref}")
+    if by_reference is not None:
+        source, cfg = Path(ref), by_reference.config_for(ref, list(include_path))
     else:
         source = find_suite_file(ref)
         cfg = config.load(source, "suite")
         if cfg.include_path:  # relative to the suite file, as every path a YAML names
             cfg = cfg.model_copy(update={"include_path": [source.parent / p for p in cfg.include_path]})
     kind = kind_of(cfg)
+    kind.check_options(cfg, source)
     all_rows = kind.rows(cfg, source)
     kind.check(cfg, all_rows, source)
     version = sha256_json({"spec": cfg.model_dump(mode="json", exclude={"limit", "description"}), "data": sha256_json(all_rows)})[:16]

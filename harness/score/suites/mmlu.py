@@ -16,7 +16,8 @@ from harness.config import SuiteConfig
 from harness.runtime import assets
 from harness.runtime.environment import is_offline
 from harness.runtime.files import read_jsonl
-from harness.score.suites._base import Renderer, Suite, SuiteKind, register
+from harness.score.suites._base import Suite, register
+from harness.score.suites.compiled import CompiledKind, Renderer
 
 LETTERS = ("A", "B", "C", "D")
 LETTER_PROMPT = "{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:"
@@ -24,7 +25,9 @@ CLOZE_PROMPT = "Question: {{question.strip()}}\nAnswer:"
 
 
 @register("mmlu")
-class MMLU(SuiteKind):
+class MMLU(CompiledKind):
+    options = frozenset({"format", "num_fewshot"})
+
     def rows(self, cfg: SuiteConfig, source: Path) -> list[dict]:
         """MMLU test rows in cais/mmlu's schema: question, subject, choices, answer (0-3)."""
         if not is_offline():

@@ -13,17 +13,14 @@ from harness.config import SuiteConfig
 from harness.errors import UserError
 from harness.runtime.files import read_jsonl
 from harness.score.metrics import check_returns_a_number, resolve
-from harness.score.suites._base import (
-    Renderer,
-    Suite,
-    SuiteKind,
-    generation_fields,
-    register,
-)
+from harness.score.suites._base import Suite, register
+from harness.score.suites.compiled import CompiledKind, Renderer, generation_fields
 
 
 @register("task")
-class TaskSuite(SuiteKind):
+class TaskSuite(CompiledKind):
+    options = frozenset({"data", "prompt", "target", "generation", "metrics", "headline"})
+
     def rows(self, cfg: SuiteConfig, source: Path) -> list[dict]:
         path = (source.parent / cfg.data.path) if not cfg.data.path.is_absolute() else cfg.data.path
         rows = read_jsonl(path)

@@ -1,6 +1,6 @@
 """MLflow (the default tracker): one parent run per study, one nested run per trial.
 
-The tracking store is `store.mlflow_uri()`: the embedded SQLite store runs/mlflow.db unless
+The tracking store is `paths.mlflow_uri()`: the embedded SQLite store runs/mlflow.db unless
 MLFLOW_TRACKING_URI is set; artifacts go to an explicit location (runs/mlartifacts/<study>), never
 ./mlruns. The study run is RUNNING while a worker works on it and FINISHED when a worker stops
 (reopened by the next worker), with the best objective so far logged on it.
@@ -13,7 +13,8 @@ import time
 
 import optuna
 
-from harness import store
+from harness.store import paths
+from harness.store.study import TrialAttr, candidate_name
 from harness.sweep.trackers._base import Tracker, metrics_of
 
 
@@ -23,10 +24,10 @@ class MLflowTracker(Tracker):
     def __init__(self, study: str):
         from mlflow import MlflowClient
 
-        self.client = MlflowClient(store.mlflow_uri())
+        self.client = MlflowClient(paths.mlflow_uri())
         exp = self.client.get_experiment_by_name(study)
         self.experiment = exp.experiment_id if exp else self.client.create_experiment(
-            study, artifact_location=store.mlflow_artifacts(study))
+            study, artifact_location=paths.mlflow_artifacts(study))
         found = self.client.search_runs([self.experiment], "tags.`harness.role` = 'study'", max_results=1)
         if found:
             self.parent = found[0].info.run_id
@@ -50,7 +51,7 @@ class MLflowTracker(Tracker):
         now = int(time.time() * 1000)
         metrics = [Metric(k, v, now, 0) for k, v in metrics_of(summary, values).items()]
         metrics += [Metric("train_loss", loss, now, int(step)) for step, loss in attrs.get("loss_curve", []) if math.isfinite(loss)]
-        for key in (store.TrialAttr.TRAIN_S, store.TrialAttr.TOKENS_SEEN, store.TrialAttr.SCORE_S):
+        for key in (TrialAttr.TRAIN_S, TrialAttr.TOKENS_SEEN, TrialAttr.SCORE_S):
             if key in attrs:
                 metrics.append(Metric(key, float(attrs[key]), now, 0))
         self.client.log_batch(run_id, metrics=metrics)
@@ -69,5 +70,5 @@ class MLflowTracker(Tracker):
             pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
             best = pick(complete, key=lambda t: t.values[0])
             self.client.log_metric(self.parent, "best_objective", float(best.values[0]))
-            self.client.set_tag(self.parent, "harness.best_candidate", store.candidate_name(best))
+            self.client.set_tag(self.parent, "harness.best_candidate", candidate_name(best))
         self.client.set_terminated(self.parent, status="FINISHED")

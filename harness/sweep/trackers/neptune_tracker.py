@@ -13,7 +13,7 @@ import os
 
 import optuna
 
-from harness import store
+from harness.store import paths
 from harness.sweep.trackers._base import Tracker, metrics_of
 
 
@@ -29,7 +29,7 @@ class NeptuneTracker(Tracker):
         from neptune_scale import Run
 
         return Run(run_id=f"{self.study}-{name}", experiment_name=f"{self.study}-{name}", project=self.project,
-                   mode="offline" if self.offline else "async", log_directory=str(store.neptune_dir(self.study).resolve()),
+                   mode="offline" if self.offline else "async", log_directory=str(paths.neptune_dir(self.study).resolve()),
                    enable_console_log_capture=False, source_tracking_config=None)
 
     def log_trial(self, name, params, summary, values, attrs):

@@ -6,7 +6,7 @@ writes its own temp file, one whole copy wins). A folder travels as one tar arch
 unpacked once into the cache.
 
 Stores: a directory, typically on a shared filesystem (`optuna.artifacts.FileSystemArtifactStore`).
-What to upload and which ids belong to which trial is the caller's business (`harness.store`).
+What a trial uploads and which ids belong to which trial: `study.py`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.runtime.environment import harness_home
 from harness.runtime.files import atomic_path, publish_dir
+from harness.store import paths
 
 ARCHIVE = "folder.tar"  # the file name a folder is uploaded under
 
@@ -82,7 +82,7 @@ class ArtifactStore:
         """The artifact as a local file `name` in the cache, downloaded on first use."""
         from optuna.artifacts.exceptions import ArtifactNotFound
 
-        final = cache_dir() / artifact_id / name
+        final = paths.artifact_cache(artifact_id) / name
         if final.is_file():
             return final
         try:
@@ -95,7 +95,7 @@ class ArtifactStore:
 
     def fetch_folder(self, artifact_id: str) -> Path:
         """A folder uploaded by `upload_folder`, unpacked once into the cache."""
-        final = cache_dir() / artifact_id / "folder"
+        final = paths.artifact_cache(artifact_id) / "folder"
         if final.is_dir():
             return final
         archive = self.fetch_file(artifact_id, ARCHIVE)
@@ -110,6 +110,3 @@ class ArtifactStore:
             raise ArtifactMissing(f"artifact {artifact_id} in {self.url} is not a readable archive ({err})") from None
         return final
 
-
-def cache_dir() -> Path:
-    return harness_home() / "artifacts"

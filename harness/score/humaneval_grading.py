@@ -15,9 +15,9 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.runtime import assets
-from harness.runtime.environment import harness_home
 from harness.runtime.files import read_jsonl, write_json
 from harness.score.sandbox import Limits, Outcome, choose_kind, kill_all, run_program
+from harness.store import paths
 
 STOP = ["\nclass ", "\ndef ", "\n#", "\nif __name__", "\nprint("]  # the Codex paper's stop sequences
 CHAT_INSTRUCTION = "Complete the following Python function. Reply with the whole function in one ```python code block.\n\n```python\n{prompt}```"
@@ -64,7 +64,7 @@ def _run_all(fn, items: list) -> list:
 
 def calibrated_timeouts(task_ids: list[str], probs: dict[str, dict], kind: str) -> dict[str, float]:
     """Per problem: max(floor, factor x the canonical solution's time here), measured once and cached."""
-    cache_path = harness_home() / "humaneval-timeouts.json"
+    cache_path = paths.humaneval_timeouts()
     try:
         cache = json.loads(cache_path.read_text())
     except (OSError, ValueError):

@@ -11,41 +11,18 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from harness import store
 from harness.runtime import processes
-
-
-@dataclass
-class SweepOptions:
-    """The command-line options of `harness sweep` that every worker of one sweep shares."""
-
-    n_trials: int | None = None
-    timeout: float | None = None
-    study: str | None = None
-    storage: str | None = None
-    backend: str | None = None
-    trackers: tuple[str, ...] = ()
-    artifacts: str | None = None
-
-    def argv(self, file: Path) -> list[str]:
-        args = ["sweep", str(file)]
-        for flag, value in (("--n-trials", self.n_trials), ("--timeout", self.timeout), ("--study", self.study),
-                            ("--storage", self.storage), ("--backend", self.backend), ("--artifacts", self.artifacts)):
-            if value is not None:
-                args += [flag, str(value)]
-        for name in self.trackers:
-            args += ["--tracker", name]
-        return args
+from harness.store import paths
+from harness.sweep.options import SweepOptions
 
 
 class ExtraWorkers:
     """N-1 child processes running the same sweep; `wait()` returns the logs of those that failed."""
 
     def __init__(self, file: Path, study: str, options: SweepOptions, count: int):
-        self.logs = [store.worker_log(study, i) for i in range(1, count + 1)]
+        self.logs = [paths.worker_log(study, i) for i in range(1, count + 1)]
         self._files, self.procs = [], []
         for log_path in self.logs:
             log_path.parent.mkdir(parents=True, exist_ok=True)

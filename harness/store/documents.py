@@ -1,0 +1,225 @@
+"""The JSON documents the harness writes for people and pipelines, as typed, versioned models.
+
+    scores.json     what one scores directory holds: candidates, suites, means with CIs, failures
+    best.json       a report's pick, its comparison with the base, the forecast
+    champion.json   the candidate promoted by `harness gate --promote`
+    gate verdict    `harness gate --json`: pass or fail, rule by rule
+
+Every document carries `schema_version`. A reader validates what it reads: a document written
+before versioning (no `schema_version`) has version 1's fields and is read as version 1; one from a
+newer harness is refused with a message saying so; anything else malformed is a UserError naming
+the file and field. The JSON Schemas in docs/schemas/ are generated from these models
+(`python -m harness.store.documents docs/schemas`) and a test keeps them in step.
+
+Floats are `float | None`: a NaN is written as null (strict JSON).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import UserError
+from harness.runtime.files import dumps, read_json, write_json
+
+Number = float | None
+
+
+class Document(BaseModel):
+    """A versioned JSON document; subclasses name their file kind and current version."""
+
+    model_config = ConfigDict(extra="forbid")
+    VERSION: ClassVar[int] = 1
+    WHAT: ClassVar[str] = "document"
+    schema_version: int = Field(1, description="the layout of this document; readers refuse newer ones")
+
+
+class Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- scores.json
+
+
+class ScoredCandidate(Part):
+    name: str
+    hash: str
+    adapter: str | None = None
+
+
+class ScoredSuite(Part):
+    name: str
+    version: str
+    n_items: int
+    headline: str | None = None
+
+
+class ScoreRow(Part):
+    candidate: str
+    suite: str
+    metric: str
+    value: Number
+    stderr: Number
+    ci_low: Number
+    ci_high: Number
+    n: int
+
+
+class SuiteFailureRecord(Part):
+    suite: str
+    reason: str
+    candidates: list[str] = []
+
+
+class ScoresDoc(Document):
+    WHAT: ClassVar[str] = "scores file (the output of harness eval)"
+    backend: str | None = None
+    dtype: str | None = None
+    seconds: dict[str, float] = Field({}, description="scoring wall time per suite, all candidates together")
+    candidates: list[ScoredCandidate] = []
+    suites: list[ScoredSuite] = []
+    scores: list[ScoreRow] = []
+    failures: list[SuiteFailureRecord] = []
+
+    def adapters(self) -> dict[str, str | None]:
+        return {c.name: c.adapter for c in self.candidates}
+
+
+# ---------------------------------------------------------------- best.json
+
+
+class MeanCI(Part):
+    value: Number
+    stderr: Number
+    ci_low: Number
+    ci_high: Number
+    n: int
+
+
+class AdapterRef(Part):
+    artifact: str | None = Field(description="the adapter's id in the study's artifact store")
+    store: str | None = Field(description="the artifact store's URL")
+
+
+class VersusBase(Part):
+    diff: Number
+    ci: list[Number]
+    p_value: Number
+    p_holm: Number
+    better: bool
+
+
+class RunnerUp(Part):
+    candidate: str
+    objective: float
+
+
+class BestDoc(Document):
+    WHAT: ClassVar[str] = "report pick (best.json, from harness report)"
+    study: str
+    candidate: str
+    adapter: AdapterRef | None = None
+    params: dict[str, Any] = {}
+    objective: float
+    scores: dict[str, MeanCI] = {}
+    rule: str
+    tied_with_top: list[str]
+    beats_base: bool | None = Field(description="is any candidate significantly better than the base on the objective")
+    vs_base: VersusBase | None = Field(description="the picked candidate against the base")
+    runner_up: RunnerUp | None = None
+    forecast: dict[str, Any] | None = Field(None, description="the learning-curve forecast (harness forecast --json's fields and "
+                                                              "its sentence)")
+
+
+# ---------------------------------------------------------------- champion.json
+
+
+class MlflowRecord(Part):
+    tracking_uri_kind: str
+    model: str
+    version: int
+    alias: str
+
+
+class ChampionDoc(Document):
+    WHAT: ClassVar[str] = "champion record"
+    name: str
+    candidate: str
+    adapter: str | None = None
+    results: str = Field(description="the champion's own copy of its items (a scores directory)")
+    scores: dict[str, float] = {}
+    mlflow: MlflowRecord
+    promoted_at: str
+    previous: ChampionDoc | None = Field(None, description="the champion before this one (one level of history)")
+
+
+# ---------------------------------------------------------------- the gate's verdict
+
+
+class RuleVerdict(Part):
+    rule: str
+    passed: bool
+    value: Number
+    ci_low: Number
+    ci_high: Number
+    threshold: Number
+    detail: str
+
+
+class GateVerdictDoc(Document):
+    WHAT: ClassVar[str] = "gate verdict"
+    candidate: str
+    baseline: str | None = None
+    passed: bool
+    rules: list[RuleVerdict]
+
+
+ALL: dict[str, type[Document]] = {"scores": ScoresDoc, "best": BestDoc, "champion": ChampionDoc, "gate-verdict": GateVerdictDoc}
+D = TypeVar("D", bound=Document)
+
+
+# ---------------------------------------------------------------- reading and writing
+
+
+def read(path: Path, model: type[D]) -> D:
+    """The document at `path`, validated; a UserError naming the file and field otherwise."""
+    data = read_json(path, model.WHAT)
+    version = data.get("schema_version", 1)  # documents before versioning had version 1's fields
+    if isinstance(version, int) and version > model.VERSION:
+        raise UserError(f"{path}: {model.WHAT} of schema_version {version}, written by a newer harness "
+                        f"(this one reads up to {model.VERSION}); upgrade harness to read it")
+    try:
+        return model.model_validate({**data, "schema_version": version})
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(document)"
+        raise UserError(f"{path}: {where}: {first['msg']} (not a valid {model.WHAT})") from None
+
+
+def write(path: Path, doc: Document) -> None:
+    """Atomically, as strict JSON (NaN as null)."""
+    write_json(path, doc.model_dump(mode="json"))
+
+
+def schemas() -> dict[str, dict]:
+    """file name -> JSON Schema of each document (what docs/schemas/ holds)."""
+    return {f"{name}.schema.json": {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                                    **model.model_json_schema(mode="serialization")}
+            for name, model in ALL.items()}
+
+
+def write_schemas(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in schemas().items():
+        (folder / name).write_text(dumps(schema) + "\n")
+        written.append(folder / name)
+    return written
+
+
+if __name__ == "__main__":  # python -m harness.store.documents docs/schemas
+    for path in write_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas")):
+        print(path)
