@@ -561,6 +561,9 @@ def main() -> None:
         if isinstance(err, SystemExit) and not processes.interrupted():
             raise
         name = processes.interrupt_name(err if isinstance(err, KeyboardInterrupt) else None)
+        # Every `finally` has run and the children were stopped: a second signal now (a worker's
+        # SIGTERM echoing, a user's second Ctrl-C) must not turn this exit into an unclean death.
+        processes.ignore_interrupts()
         print(f"interrupted ({name})", file=sys.stderr)
         sys.exit(128 + signal.Signals[name].value)
 

@@ -33,6 +33,13 @@ def handle_termination() -> None:
     signal.signal(signal.SIGINT, _raise_interrupt)
 
 
+def ignore_interrupts() -> None:
+    """From now on SIGTERM and SIGINT are ignored (the process is already exiting on one); Python keeps
+    an ignored signal ignored through its shutdown."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def interrupted() -> bool:
     """Whether SIGTERM or SIGINT reached this process."""
     return bool(_received)
