@@ -48,6 +48,3 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return list(self._entries)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._entries

@@ -51,8 +51,7 @@ class ScoredRun:
 
     def extend(self, other: ScoredRun) -> None:
         """Fold in a later part of the same run (a sweep scores a trial in parts)."""
-        for frame in other.frames:
-            self.frames.append(frame)
+        self.frames += other.frames
         for suite, s in other.seconds.items():
             self.seconds[suite] = round(self.seconds.get(suite, 0.0) + s, 3)
         self.failures += other.failures
