@@ -17,6 +17,7 @@ BENCHES = [
     ["multi_adapter.py", "--k", "1,4,8", "--mmlu", "10", "--extraction", "0", "--lmeval-runs", "3"],  # W1
     ["trial_anatomy.py"],                                                # W2
     ["sweep_efficiency.py", "--lr", "1e-3,3e-3", "--n", "2,6,18", "--items", "3"],  # W3
+    ["decisions.py", "--draws", "400"],                                  # issue 28: error rates by simulation, ~5 min
 ]
 EXTRA = [
     ["lora_overhead.py", "--items", "10", "--reps", "3", "--dtypes", "float32"],  # issue 11

@@ -31,7 +31,7 @@ def main(limit: int) -> None:
     from harness.score.backends import make_candidate
     from harness.score.suites import load_suite
     from harness.score.suites.compiled import build_task
-    from harness.stats import mean_ci
+    from harness.stats.intervals import mean_ci
 
     base = resolve_base("default")
     rows = []

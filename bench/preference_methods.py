@@ -36,7 +36,8 @@ def run(*args: str, cwd: Path) -> float:
 def main() -> None:
     from common import write_table
 
-    from harness.stats import mean_ci, metric_frame, paired_difference
+    from harness.stats.intervals import difference_estimate, mean_ci
+    from harness.stats.summary import metric_frame
     from harness.store import results
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,11 +74,12 @@ def main() -> None:
     rows = []
     for name in ("base", "sft", "orpo", "sft→dpo", "merge"):
         ci = mean_ci(values[name])
-        vs = paired_difference(values[name], values["sft"]) if name not in ("base", "sft") else None
+        vs = difference_estimate(values[name], values["sft"]) if name not in ("base", "sft") else None
         cost = ("—" if name == "base" else f"{train_s[name]:.0f} s training ({made[name]:.0f} s wall)" if name in train_s
                 else f"{made[name]:.0f} s wall (no training; parents {' + '.join(best)})")
         rows.append([name, f"{ci['value']:.3f} [{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]",
-                     "" if vs is None else f"{vs['diff']:+.3f} [{vs['ci_low']:+.3f}, {vs['ci_high']:+.3f}] (p {vs['p_value']:.3f})", cost])
+                     "" if vs is None else "{:+.3f} [{:+.3f}, {:+.3f}] (two-sided p {:.3f})".format(
+                         vs.value, *vs.interval(0.05), min(1.0, 2 * min(vs.p_above(0.0), vs.p_below(0.0)))), cost])
     write_table("preference_methods", f"Candidates beyond SFT: SmolLM2-135M on extraction, n = {a.n} rows / pairs",
                 ["candidate", "extraction field_f1 [95% CI]", "Δ vs sft, paired [95% CI]", "time to make"], rows,
                 [f"sft: {a.n} rows of train.jsonl; orpo: {a.n} pairs of train_prefs.jsonl, beta {a.beta}; sft→dpo: dpo on {a.n} pairs "

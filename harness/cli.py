@@ -179,7 +179,7 @@ def eval_cmd(
     from harness.score import eval_command
     from harness.score.backends import make_candidate
     from harness.score.suites import load_suite
-    from harness.stats import summarize
+    from harness.stats.summary import summarize
     from harness.store import paths, results
 
     out = out or paths.EVAL_DIR
@@ -357,23 +357,35 @@ def dashboard(
 
 @app.command()
 def report(
-    study: Annotated[str, typer.Argument(help="study name (runs/<study>/ or --storage)")],
+    study: Annotated[str | None, typer.Argument(help="study name (runs/<study>/ or --storage); or give --items")] = None,
+    items: Annotated[Path | None, typer.Option(help="per-item scores made anywhere instead of a study: CSV or Parquet (candidate, "
+                                                    "suite, item_id, score; optional metric and cost columns) or an lm-eval "
+                                                    "--log_samples output directory")] = None,
+    base: Annotated[str, typer.Option(help="--items: the candidate that is the base model")] = "base",
     storage: Annotated[str | None, typer.Option(help="sqlite:///... or postgresql://... (default: runs/<study>/journal.log)")] = None,
-    out: Annotated[Path | None, typer.Option(help="default: reports/<study>")] = None,
-    pick: Annotated[str, typer.Option(help="cheapest-tied (default) | best-mean")] = "cheapest-tied",
-    alpha: Annotated[float, typer.Option(help="significance level of the paired tests (Holm-corrected)")] = 0.05,
+    out: Annotated[Path | None, typer.Option(help="default: reports/<study> (reports/<file stem> for --items)")] = None,
+    pick: Annotated[str, typer.Option(help="non-inferior (default: the cheapest candidate shown within --margin of the "
+                                           "others) | best-mean")] = "non-inferior",
+    margin: Annotated[float | None, typer.Option(help="delta: how much worse than the best a cheaper pick may be "
+                                                      "(default: the sweep file's pick.margin, else 0.02)")] = None,
+    alpha: Annotated[float | None, typer.Option(help="one-sided error of each claim (default: pick.alpha, else 0.05)")] = None,
+    confirm: Annotated[bool | None, typer.Option("--confirm/--no-confirm", help="hold out a tenth of each large suite's items "
+                                                                                "to report the pick's score on (default: on)")] = None,
     target: Annotated[str | None, typer.Option(help="SUITE.METRIC=VALUE: forecast the samples needed to reach it")] = None,
     artifacts: Annotated[str | None, typer.Option(help=ARTIFACTS_HELP)] = None,
 ):
-    """Leaderboards (HTML with plots, Markdown, CSV), the learning-curve forecast, tidy results and best.json for a study."""
+    """Leaderboards (HTML with plots, Markdown, CSV), the pick (best.json), the learning-curve forecast and tidy results,
+    for a study or for per-item scores made anywhere."""
     from harness.select import report as reporting
+    from harness.select.pick import RULES, options_for
     from harness.store import paths
-    from harness.store.reading import load_study
 
-    if pick not in ("cheapest-tied", "best-mean"):
-        raise UserError(f"--pick {pick}: expected cheapest-tied or best-mean")
-    if not 0 < alpha < 1:
-        raise UserError(f"--alpha {alpha}: must be between 0 and 1")
+    if pick not in RULES:
+        raise UserError(f"--pick {pick}: expected {' or '.join(RULES)}")
+    if margin is not None and not 0 <= margin < 1:
+        raise UserError(f"--margin {margin}: must be within [0, 1)")
+    if alpha is not None and not 0 < alpha < 0.5:
+        raise UserError(f"--alpha {alpha}: must be between 0 and 0.5 (one-sided)")
     goal = None
     if target is not None:
         metric, sep, value = target.rpartition("=")
@@ -383,12 +395,25 @@ def report(
             goal = None
         if not sep or "." not in metric or goal is None or not 0 <= goal[1] <= 1:
             raise UserError(f"--target {target}: expected SUITE.METRIC=VALUE with VALUE within [0, 1]")
-    out = out or paths.report_dir(study)
-    best = reporting.write(load_study(study, storage, artifacts), out, pick, alpha, goal)
-    console.print(reporting.verdict(best), markup=False, highlight=False)
-    if best.forecast is not None:
-        console.print(best.forecast["sentence"], markup=False, highlight=False)
-    console.print(f"pick: {best.candidate} (objective {best.objective:.4f}); report in {out / paths.REPORT_HTML}")
+    data = _study_or_items(study, items, base, storage, artifacts)
+    out = out or paths.report_dir(data.name)
+    best = reporting.write(data, out, pick, options_for(data, margin, alpha, confirm), goal)
+    for line in (reporting.verdict(best), reporting.decision(best), best.forecast["sentence"] if best.forecast else None):
+        if line:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"report in {out / paths.REPORT_HTML}", markup=False, highlight=False)
+
+
+def _study_or_items(study: str | None, items: Path | None, base: str, storage: str | None, artifacts: str | None):
+    """The read model of a sweep study, or of per-item scores made anywhere (exactly one of the two)."""
+    from harness.store import external
+    from harness.store.reading import load_study
+
+    if (study is None) == (items is None):
+        raise UserError("give exactly one of STUDY or --items FILE")
+    if items is not None:
+        return external.study(items.stem if items.is_file() else items.resolve().name, external.read(items, base))
+    return load_study(study, storage, artifacts)
 
 
 @app.command()
@@ -475,8 +500,11 @@ def gate(
     rules: Annotated[Path, typer.Option(help="gate rules YAML (see suites/gates.yaml)")],
     results: Annotated[Path | None, typer.Option(help="an eval output directory (items.parquet + scores.json)")] = None,
     study: Annotated[str | None, typer.Option(help="a sweep study instead of --results")] = None,
+    items: Annotated[Path | None, typer.Option(help="per-item scores made anywhere instead of --results (as harness report "
+                                                    "--items takes)")] = None,
+    base: Annotated[str, typer.Option(help="--items: the candidate that is the base model")] = "base",
     storage: Annotated[str | None, typer.Option(help="the study's storage URL (default: its journal under runs/)")] = None,
-    candidate: Annotated[str | None, typer.Option(help="best (a study's pick) | trial-N | NAME (default: the one adapter)")] = None,
+    candidate: Annotated[str | None, typer.Option(help="best (the pick) | trial-N | NAME (default: the one adapter)")] = None,
     baseline: Annotated[str | None, typer.Option(help="champion | base | trial-N | NAME | DIR[:NAME] (default: the champion, else base)")] = None,
     junit: Annotated[Path | None, typer.Option(help="write JUnit XML (one testcase per rule)")] = None,
     summary: Annotated[Path | None, typer.Option(help="write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY)")] = None,
@@ -488,12 +516,12 @@ def gate(
     from harness import config
     from harness.select import gate as gating
     from harness.store import paths
-    from harness.store.reading import Results, load_study
+    from harness.store.reading import Results
 
     cfg = config.load(rules, "gate")
-    if (results is None) == (study is None):
-        raise UserError("harness gate: give exactly one of --results DIR or --study NAME")
-    res = Results.load(results) if results else Results.from_study(load_study(study, storage, artifacts))
+    if sum(x is not None for x in (results, study, items)) != 1:
+        raise UserError("harness gate: give exactly one of --results DIR, --study NAME or --items FILE")
+    res = Results.load(results) if results else Results.from_study(_study_or_items(study, items, base, storage, artifacts))
     outcome = gating.run(cfg, res, candidate, baseline, gating.GateOutputs(junit, summary, json_out), promote)
     title = f"gate: {outcome.candidate}" + (f" vs {outcome.baseline}" if outcome.baseline else "")
     table = Table("rule", "value", "95% CI", "threshold", "verdict", "detail", title=title)

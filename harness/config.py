@@ -306,17 +306,45 @@ class Budget(Strict):
 
 
 class Scoring(Strict):
-    """Item-level early stopping of a trial's scoring (Optuna's WilcoxonPruner): items are scored in a
-    fixed order, tested after `chunk`, 2x, 4x, ... items (early_stop.py), and a trial stops (PRUNED, with its reason) once it is
-    significantly worse (one-sided Wilcoxon signed-rank, p < alpha) than the best completed trial on
-    the items both have, after at least `min_items` of them. The base model is never stopped."""
+    """Item-level early stopping of a trial's scoring: items are scored in a fixed, suite-interleaved
+    order, tested after `chunk`, 2x, 4x, ... items (early_stop.py), and a trial stops (PRUNED, with
+    its reason) once it is shown worse than the best completed trial on the objective over the items
+    both have (alpha spent across the looks), from `min_items` on. The base model is never stopped.
+    `wilcoxon`, the name of an earlier test (medians, suites in file order), now means `sequential`."""
 
-    early_stop: Literal["none", "wilcoxon"] = "none"
-    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    early_stop: Literal["none", "sequential", "wilcoxon"] = "none"
+    alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+
+    @field_validator("early_stop")
+    @classmethod
+    def _renamed(cls, value):
+        return "sequential" if value == "wilcoxon" else value
     chunk: Annotated[int, Field(gt=0)] = 25
     min_items: Annotated[int, Field(ge=2)] = 20
 
 
+
+
+class Replicates(Strict):
+    """After the budget: the `top` configurations re-trained until each has `seeds` runs (trial n trains
+    with seed + n), so the pick and the leaderboard see training-seed noise. `replicates: 3` is short
+    for `{seeds: 3}`."""
+
+    seeds: Annotated[int, Field(ge=1)] = 1  # runs per top configuration, the first included; 1: off
+    top: Annotated[int, Field(ge=1)] = 2
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_count(cls, data):
+        return {"seeds": data} if isinstance(data, int) and not isinstance(data, bool) else data
+
+
+class PickOptions(Strict):
+    """How `harness report` picks the candidate to ship (select/pick.py); its flags override these."""
+
+    margin: Annotated[float, Field(ge=0, lt=1)] = 0.02  # delta: how much worse than the best a cheaper pick may be
+    alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05  # one-sided error of each claim
+    confirm: bool = True  # hold out a tenth of each large suite's items to report the pick's score on
 
 
 STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg2://", "mysql://", "mysql+pymysql://")
@@ -334,6 +362,7 @@ class SweepConfig(Strict):
     multi_fidelity: MultiFidelity = MultiFidelity()
     budget: Budget = Budget()
     scoring: Scoring = Scoring()
+    pick: PickOptions = PickOptions()
     seed: int = 0
     backend: Literal["hf", "vllm"] = "hf"
     trackers: list[Literal["mlflow", "neptune", "none"]] = ["mlflow"]
@@ -348,6 +377,7 @@ class SweepConfig(Strict):
 
     artifacts: str | None = None  # the artifact store, a directory (shared by every machine); default runs/<study>/artifacts
     merge: MergeSpec | None = None
+    replicates: Replicates = Replicates()
 
     @field_validator("artifacts")
     @classmethod
@@ -385,6 +415,9 @@ class SweepConfig(Strict):
                                  "remove objectives or early_stop")
             if self.multi_fidelity.enabled:
                 raise ValueError("scoring.early_stop and multi_fidelity both stop trials through the study's pruner; use one")
+        if self.replicates.seeds > 1 and (len(self.objectives) > 1 or self.multi_fidelity.enabled):
+            raise ValueError("replicates: re-trains the top configurations by one objective, each at its full n_samples; "
+                             "not with several objectives or multi_fidelity")
         if self.merge is not None and len(self.objectives) > 1:
             raise ValueError("merge: the top_k trials are ranked by one objective; a multi-objective sweep has no such order")
         if "method" in self.space and self.space["method"].type != "categorical":
@@ -435,6 +468,7 @@ class GateRule(Strict):
     threshold: float | None = None
     max_regression: Annotated[float, Field(ge=0)] | None = None
     mode: Literal["point", "confident"] = "point"
+    min_items: Annotated[int, Field(ge=1)] = 10  # scored on the candidate, and shared with the baseline for a regression rule
 
     @model_validator(mode="after")
     def _one_kind(self):

@@ -1,9 +1,15 @@
 """`harness gate`: pass or fail a candidate against benchmark rules, for CI.
 
-Fail closed: a missing suite or metric, zero items, a NaN, or a failed suite result is a failure
-with its reason, never a pass. Rules compare the candidate with an absolute threshold or with a
-baseline (regression limit), on the mean (`point`) or on the 95% CI (`confident`): the CI's lower
-bound must clear a threshold, and a paired difference's CI must not lie wholly past the limit.
+Fail closed: a missing suite or metric, fewer items than the rule's `min_items` (on the candidate,
+and shared with the baseline for a regression rule), a NaN on either side, or a failed suite result
+is a failure naming its reason and counts, never a pass. Rules compare the candidate with an
+absolute threshold or with a baseline (regression limit):
+  point       the mean must clear the threshold; the mean must be within max_regression of the
+              baseline's mean
+  confident   a claim that must be shown: the 95% interval (stats/intervals.py) must lie wholly on
+              the passing side of the threshold, and the paired difference's 95% interval wholly
+              within max_regression of the baseline (non-inferiority), so fewer items make passing
+              harder, never easier
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from harness.errors import UserError
 from harness.runtime.files import atomic_write
 from harness.select.pick import pick
 from harness.select.promote import promote as make_champion
-from harness.stats import mean_ci, paired_difference
+from harness.stats.intervals import difference_estimate, mean_estimate
 from harness.store import documents, paths
 from harness.store.documents import BestDoc, ChampionDoc, GateVerdictDoc, RuleVerdict
 from harness.store.paths import ITEMS
@@ -127,34 +133,46 @@ def _rule(rule: GateRule, results: Results, candidate: str, baseline, failed: di
     values = _values(results, candidate, suite, metric)
     if values.empty:
         return _verdict(name, False, nan, nan, nan, nan, f"no {rule.metric} results for {candidate}")
-    stats = mean_ci(values.to_numpy())
-    if any(math.isnan(stats[k]) for k in ("value", "ci_low", "ci_high")):
-        return _verdict(name, False, stats["value"], stats["ci_low"], stats["ci_high"], nan, "NaN in the results")
+    est = mean_estimate(values.to_numpy())
+    low, high = est.interval(0.05)
+    if n_nan := int(values.isna().sum()):
+        return _verdict(name, False, nan, nan, nan, nan, f"{n_nan} NaN item(s) of {len(values)} for {candidate}")
+    if len(values) < rule.min_items:
+        return _verdict(name, False, est.value, low, high, nan if rule.threshold is None else rule.threshold,
+                        f"{len(values)} items for {candidate}; the rule needs {rule.min_items}")
     higher = rule.op == ">="
     if rule.threshold is not None:
-        bound = stats["ci_low"] if (rule.mode == "confident") == higher else stats["ci_high"]
-        tested = bound if rule.mode == "confident" else stats["value"]
+        tested = (low if higher else high) if rule.mode == "confident" else est.value
+        what = ("95% CI lower end" if higher else "95% CI upper end") if rule.mode == "confident" else "mean"
+        if math.isnan(tested):
+            return _verdict(name, False, est.value, low, high, rule.threshold, f"no interval ({getattr(est, 'why', est.method)})")
         ok = tested >= rule.threshold if higher else tested <= rule.threshold
-        what = "CI lower bound" if rule.mode == "confident" and higher else ("CI upper bound" if rule.mode == "confident" else "mean")
-        return _verdict(name, ok, stats["value"], stats["ci_low"], stats["ci_high"], rule.threshold, f"{what} {tested:.4f}")
+        return _verdict(name, ok, est.value, low, high, rule.threshold, f"{what} {tested:.4f} on {len(values)} items")
     if baseline is None:
         raise UserError(f"rule {rule.metric}: a regression rule needs --baseline")
     base_results, base_name = baseline
     base_values = _values(base_results, base_name, suite, metric)
     if base_values.empty:
-        return _verdict(name, False, stats["value"], stats["ci_low"], stats["ci_high"], nan, f"baseline {base_name} has no {rule.metric} results")
+        return _verdict(name, False, est.value, low, high, nan, f"baseline {base_name} has no {rule.metric} results")
+    if n_nan := int(base_values.isna().sum()):
+        return _verdict(name, False, est.value, low, high, nan, f"{n_nan} NaN item(s) of {len(base_values)} for baseline {base_name}")
+    shared = len(values.index.intersection(base_values.index))
     base_mean = float(base_values.mean())
     limit = base_mean - rule.max_regression if higher else base_mean + rule.max_regression
+    if shared < rule.min_items:
+        return _verdict(name, False, est.value, low, high, limit, f"{shared} items shared with baseline {base_name} "
+                        f"({len(values)} and {len(base_values)} scored); the rule needs {rule.min_items}")
     if rule.mode == "point":
-        ok = stats["value"] >= limit if higher else stats["value"] <= limit
-        return _verdict(name, ok, stats["value"], stats["ci_low"], stats["ci_high"], limit, f"baseline {base_name} = {base_mean:.4f}")
-    diff = paired_difference(values, base_values)
-    if diff["n"] == 0 or math.isnan(diff["ci_low"]):
-        return _verdict(name, False, stats["value"], stats["ci_low"], stats["ci_high"], limit, "no items shared with the baseline to pair")
-    # Fail only when the whole CI of (candidate - baseline) lies past the allowed regression.
-    ok = not (diff["ci_high"] < -rule.max_regression) if higher else not (diff["ci_low"] > rule.max_regression)
-    return _verdict(name, ok, stats["value"], stats["ci_low"], stats["ci_high"], limit,
-                   f"paired diff vs {base_name} {diff['diff']:+.4f} [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}] on {diff['n']} items")
+        ok = est.value >= limit if higher else est.value <= limit
+        return _verdict(name, ok, est.value, low, high, limit, f"baseline {base_name} = {base_mean:.4f}")
+    diff = difference_estimate(values, base_values)
+    d_low, d_high = diff.interval(0.05)
+    if math.isnan(d_low):
+        return _verdict(name, False, est.value, low, high, limit, f"no interval for the difference ({getattr(diff, 'why', diff.method)})")
+    # Non-inferiority: the whole interval of (candidate - baseline) within the allowed regression.
+    ok = d_low >= -rule.max_regression if higher else d_high <= rule.max_regression
+    return _verdict(name, ok, est.value, low, high, limit,
+                    f"paired diff vs {base_name} {diff.value:+.4f} [{d_low:+.4f}, {d_high:+.4f}] on {shared} items")
 
 
 def write_junit(path: Path, verdicts: list[RuleVerdict], candidate: str) -> None:

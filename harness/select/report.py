@@ -12,12 +12,13 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from harness.config import PickOptions
 from harness.errors import UserError
 from harness.runtime.files import atomic_path, atomic_write
 from harness.select.forecast import Curve, Forecast, forecast, study_items
 from harness.select.leaderboard import MARKS_LEGEND, leaderboard
-from harness.select.pick import pick
-from harness.stats import summarize
+from harness.select.pick import options_for, pick
+from harness.stats.summary import summarize
 from harness.store import documents, paths
 from harness.store.documents import BestDoc
 from harness.store.reading import StudyData
@@ -113,6 +114,8 @@ def figures(data: StudyData, board: pd.DataFrame, curve: tuple) -> list[tuple[st
                                       "arrayminus": vals - board[f"{suite} ci_low"]}))
     fig.update_layout(title="Per-suite headline metric with 95% CI", barmode="group")
     figs.append(("suite-bars", fig))
+    if data.study is None:  # per-item scores made elsewhere: no Optuna study to draw
+        return figs
     complete = [t for t in data.study.get_trials(deepcopy=False, states=(S.COMPLETE,)) if t.params]
     if len(complete) >= 2:
         tuned = optuna.create_study(directions=data.study.directions)
@@ -128,38 +131,80 @@ def figures(data: StudyData, board: pd.DataFrame, curve: tuple) -> list[tuple[st
 
 
 def verdict(best: BestDoc) -> str:
-    """The report's first line: does anything beat the base model?"""
-    if best.beats_base is None:
+    """The report's first line: does the pick (or anything) beat the base model?"""
+    if best.candidate == "base":
+        tail = f" ({', '.join(best.others_beating_base)} beat the base, but not by the margin)" if best.others_beating_base else ""
+        return f"The pick is the base model: no fine-tune is shown to gain more than the margin {best.margin:g}{tail}."
+    if best.vs_base is None:
         return "No base model in this study to compare with."
-    if not best.beats_base:
-        return ("No candidate beats the base model significantly on the objective (paired tests, Holm-corrected); "
-                "the pick below is the rule's choice, not an improvement.")
     vs = best.vs_base
-    return (f"{best.candidate} beats the base model: objective {vs.diff:+.4f} "
-            f"(95% CI {vs.ci[0]:+.4f} to {vs.ci[1]:+.4f}, Holm-corrected p {vs.p_holm:.3g}).")
+    on = f" on {best.confirmed.on}" if best.confirmed else ""
+    if best.beats_base:
+        return (f"{best.candidate} beats the base model: objective {vs.diff:+.4f}{on} "
+                f"(95% CI {vs.ci[0]:+.4f} to {vs.ci[1]:+.4f}, one-sided p {vs.p_holm:.3g}).")
+    if best.others_beating_base:
+        return (f"The pick {best.candidate} is not shown to beat the base model ({vs.diff:+.4f}{on}, p {vs.p_holm:.3g}); "
+                f"{', '.join(best.others_beating_base)} {'does' if len(best.others_beating_base) == 1 else 'do'} (one-sided, "
+                "Holm-corrected).")
+    return ("No candidate beats the base model on the objective (one-sided tests, Holm-corrected); "
+            "the pick below is the rule's choice, not an improvement.")
 
 
-def write(data: StudyData, out: Path, rule: str = "cheapest-tied", alpha: float = 0.05, target: tuple[str, float] | None = None) -> BestDoc:
+def decision(best: BestDoc) -> str:
+    """The pick in one paragraph: what it is, whether the rule could show it, what its number rests on."""
+    c = best.confirmed
+    text = f"Pick: {best.candidate} (objective {best.objective:.4f}"
+    if c is not None:
+        text += f", 95% CI {c.ci[0]:.4f} to {c.ci[1]:.4f}, on {c.n_items} {c.on}"
+        if c.on == "all items":
+            text += ": the same items it was chosen on, so optimistic (too few items to hold some out)"
+    text += f"). Rule: {best.rule}. Utility: {best.utility}."
+    if best.shown_within_margin is False:
+        text += (f" Cannot tell: no candidate is shown within {best.margin:g} of the others on these items; the pick is the "
+                 "rule's fallback, and scoring more items would decide.")
+    elif best.near_best:
+        text += f" Shown within the margin of the others: {', '.join(best.near_best)}."
+    if best.runner_up:
+        text += f" Runner-up: {best.runner_up.candidate} (objective {best.runner_up.objective:.4f} on the selection items)."
+    return text
+
+
+def pareto_front(data: StudyData) -> list[str] | None:
+    """A multi-objective study's candidates that no other beats on every objective."""
+    directions = data.meta.get("directions") or ["maximize"]
+    if len(directions) < 2:
+        return None
+    signs = [1 if d == "maximize" else -1 for d in directions]
+    points = {r.candidate: [s * getattr(r, f"objective{i or ''}") for i, s in enumerate(signs)] for r in data.trials.itertuples()}
+    return [c for c, p in points.items()
+            if not any(all(q_i >= p_i for q_i, p_i in zip(q, p, strict=True)) and q != p for q in points.values())]
+
+
+def write(data: StudyData, out: Path, rule: str = "non-inferior", options: PickOptions | None = None,
+          target: tuple[str, float] | None = None) -> BestDoc:
     out.mkdir(parents=True, exist_ok=True)
+    options = options or options_for(data)
+    alpha = options.alpha
     board = leaderboard(data, alpha)
-    best = pick(data, rule, alpha)
+    best = pick(data, rule, options)
+    best.pareto_front = pareto_front(data)
     curve = learning_curve(data, target)
     if curve[1] is not None:
         best.forecast = {**curve[1].as_json(), "sentence": curve[2]}
     shown = board.drop(columns=["number", "is_base", "start", "complete", "outputs"], errors="ignore")
     shown.insert(0, "", ["★ base" if b else ("✔ pick" if c == best.candidate else "") for b, c in zip(board.is_base, board.candidate)])
-    legend = MARKS_LEGEND.format(alpha=alpha)
+    legend = MARKS_LEGEND.format(level=1 - alpha)
     atomic_write(out / paths.LEADERBOARD_CSV, shown.to_csv(index=False))
-    atomic_write(out / paths.LEADERBOARD_MD, f"# {data.name}: leaderboard\n\n{verdict(best)}\n\n"
+    atomic_write(out / paths.LEADERBOARD_MD, f"# {data.name}: leaderboard\n\n{verdict(best)}\n\n{decision(best)}\n\n"
                  + shown.to_markdown(index=False, floatfmt=".4g") + f"\n\n{legend}\n" + (f"\n{curve[2]}\n" if curve[2] else ""))
     with atomic_path(out / paths.RESULTS) as tmp:
         tidy_results(data).to_parquet(tmp, index=False)
     documents.write(out / paths.BEST, best)
     parts = [f"<h1>{escape(data.name)}</h1>", f"<p id='verdict'><b>{escape(verdict(best))}</b></p>",
-             f"<p><b>Pick: {escape(best.candidate)}</b> (objective {best.objective:.4f}). Rule: {escape(best.rule)}. "
-             f"Tied with the top: {escape(', '.join(best.tied_with_top))}. "
-             + (f"Runner-up: {escape(best.runner_up.candidate)} (objective {best.runner_up.objective:.4f}).</p>"
-                if best.runner_up else "</p>")]
+             f"<p id='pick'>{escape(decision(best))}</p>"]
+    if best.pareto_front is not None:
+        parts.append(f"<p id='pareto'>Pareto front (no other candidate is better on every objective): "
+                     f"{escape(', '.join(best.pareto_front))}. The pick follows the utility above.</p>")
     if curve[2]:
         parts.append(f"<p id='forecast'>{escape(curve[2])}</p>")
     parts += ["<h2>Leaderboard</h2>", shown.to_html(index=False, table_id="leaderboard", float_format=lambda v: f"{v:.4g}"),

@@ -36,6 +36,11 @@ class Document(BaseModel):
     WHAT: ClassVar[str] = "document"
     schema_version: int = Field(1, description="the layout of this document; readers refuse newer ones")
 
+    @classmethod
+    def upgrade(cls, data: dict, version: int) -> dict:
+        """An older version's fields as this version's (the default: the same)."""
+        return data
+
 
 class Part(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -114,24 +119,47 @@ class VersusBase(Part):
 
 class RunnerUp(Part):
     candidate: str
-    objective: float
+    objective: Number
+
+
+class Confirmed(Part):
+    on: str = Field(description="'confirmation items' (held out from the pick) or 'all items' (too few to split)")
+    n_items: int
+    selection_objective: Number = Field(description="the pick's objective on the items it was chosen on")
+    ci: list[Number] = Field(description="95% interval of `objective`")
 
 
 class BestDoc(Document):
     WHAT: ClassVar[str] = "report pick (best.json, from harness report)"
+    VERSION: ClassVar[int] = 2
+    schema_version: int = 2
     study: str
     candidate: str
     adapter: AdapterRef | None = None
     params: dict[str, Any] = {}
-    objective: float
-    scores: dict[str, MeanCI] = {}
+    objective: Number = Field(description="the pick's utility, measured as `confirmed.on` says")
+    confirmed: Confirmed | None = None
+    scores: dict[str, MeanCI] = Field({}, description="the pick's suites, measured on the same items as `objective`")
     rule: str
-    tied_with_top: list[str]
-    beats_base: bool | None = Field(description="is any candidate significantly better than the base on the objective")
+    utility: str = Field("", description="what the pick compares: the study's objective, or a multi-objective study's first")
+    margin: Number = Field(None, description="delta: how much worse than the best a cheaper pick may be")
+    shown_within_margin: bool | None = Field(None, description="false: no candidate could be shown within the margin of the "
+                                                               "others, and the pick is the rule's fallback")
+    near_best: list[str] = Field([], description="candidates shown within the margin of every other (Holm-corrected)")
+    beats_base: bool | None = Field(description="is the picked candidate shown better than the base on the objective")
     vs_base: VersusBase | None = Field(description="the picked candidate against the base")
+    others_beating_base: list[str] = Field([], description="other candidates shown better than the base")
+    pareto_front: list[str] | None = Field(None, description="a multi-objective study's non-dominated candidates")
+    seeds: int = Field(1, description="training runs of the pick's configuration (replicates), averaged in its scores")
+    seed_sd: Number = Field(None, description="spread (sd) of the pick's objective across those runs")
     runner_up: RunnerUp | None = None
     forecast: dict[str, Any] | None = Field(None, description="the learning-curve forecast (harness forecast --json's fields and "
                                                               "its sentence)")
+
+    @classmethod
+    def upgrade(cls, data: dict, version: int) -> dict:
+        # Version 1 listed the candidates "not significantly worse" than the top; that rule is gone.
+        return {k: v for k, v in data.items() if k != "tied_with_top"} if version < 2 else data
 
 
 # ---------------------------------------------------------------- champion.json
@@ -192,7 +220,7 @@ def read(path: Path, model: type[D]) -> D:
         raise UserError(f"{path}: {model.WHAT} of schema_version {version}, written by a newer harness "
                         f"(this one reads up to {model.VERSION}); upgrade harness to read it")
     try:
-        return model.model_validate({**data, "schema_version": version})
+        return model.model_validate({**model.upgrade(data, version), "schema_version": version})
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(document)"

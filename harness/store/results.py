@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness.errors import UserError
 from harness.runtime.files import atomic_path
-from harness.stats import summarize
+from harness.stats.summary import summarize
 from harness.store import documents
 from harness.store.documents import ScoredCandidate, ScoredSuite, ScoreRow, ScoresDoc, SuiteFailureRecord
 from harness.store.paths import ITEMS, SCORES

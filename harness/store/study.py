@@ -48,6 +48,7 @@ class TrialAttr:
     WORKER = "worker"  # host:pid of the worker that ran it
     FAIL_REASON = "fail_reason"
     RETRY_OF = "retry_of"  # the number of the dead worker's trial this one retries
+    REPLICATE_OF = "replicate_of"  # the number of the trial whose configuration this one re-trains with another seed
     SURPLUS = "surplus"  # asked by a worker after the budget was used up; not a trial of the study
 
 
@@ -217,8 +218,6 @@ class StudyHandle:
         """A system attribute (the harness's own bookkeeping, e.g. heartbeats), not shown as a user attribute."""
         self._storage.set_trial_system_attr(trial_id, key, value)
 
-    def should_prune(self, trial_id: int) -> bool:
-        return self.study.pruner.prune(self.study, self.frozen(trial_id))
 
     def upload_outputs(self, artifacts: ArtifactStore, trial_id: int, out_dir: Path, adapter: Path | None) -> dict[str, str]:
         """`upload_outputs` owned by the trial (as Optuna lists artifacts)."""

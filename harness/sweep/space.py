@@ -83,8 +83,8 @@ def make_sampler(cfg: SweepConfig) -> optuna.samplers.BaseSampler:
 def make_pruner(cfg: SweepConfig):
     """The study's pruner: multi-fidelity promotions (steps are n_samples) or early stopping of
     scoring (steps are items in the sweep's fixed order, see early_stop.py)."""
-    if cfg.scoring.early_stop == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(p_threshold=cfg.scoring.alpha, n_startup_steps=cfg.scoring.min_items)
+    if cfg.scoring.early_stop != "none":  # early_stop.py tests the trial itself; nothing for a pruner to do
+        return optuna.pruners.NopPruner()
     if not cfg.multi_fidelity.enabled:
         return optuna.pruners.NopPruner()
     mf = cfg.multi_fidelity
@@ -116,5 +116,5 @@ def objectives(cfg: SweepConfig, suites: dict) -> tuple[list[str], Callable[[dic
 
         directions = ["maximize"]
     meta = {"weights": weights, "headline": headline, "directions": directions,
-            "objectives": [o.model_dump() for o in cfg.objectives]}
+            "objectives": [o.model_dump() for o in cfg.objectives], "pick": cfg.pick.model_dump()}
     return directions, values, meta

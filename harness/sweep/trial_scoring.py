@@ -2,8 +2,8 @@
 trial's scratch folder, the objective computed from the recorded means.
 
 With early stopping (early_stop.py) every item's share of the objective is reported to the trial,
-and a `stoppable` trial is scored part by part: `ScoringStopped` once the study's pruner finds it
-significantly worse than the best completed trial on the same items (what was scored is recorded).
+and a `stoppable` trial is scored part by part: `ScoringStopped` once the sequential test shows it
+worse than the best completed trial on the objective over the same items (what was scored is recorded).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class TrialScorer:
         t0 = time.perf_counter()
         parts = self.order.chunks() if self.order is not None and stoppable else [self.suites]
         run = new_run([cand], self.suites, self.engine)
+        reported: dict[int, float] = {}
         try:
             for i, suites in enumerate(parts):
                 part = evaluate([cand], suites, self.engine, live=self.live)
@@ -50,15 +51,24 @@ class TrialScorer:
                 run.extend(part)
                 if self.order is None:
                     continue
-                for step, value in self.order.values(part.items).items():
+                values = self.order.values(part.items)
+                for step, value in values.items():
                     self.handle.report(trial_id, step, value)
-                if stoppable and i < len(parts) - 1 and self.handle.should_prune(trial_id):
-                    best = self.handle.study.best_trial
-                    raise ScoringStopped(f"scoring stopped after {len(run.items)} of {len(self.order)} items: significantly worse than "
-                                         f"{candidate_name(best)} on them (Wilcoxon signed-rank, p < {self.alpha})",
-                                         round(time.perf_counter() - t0, 3))
+                reported.update(values)
+                if stoppable and i < len(parts) - 1 and (best := self._best()) is not None \
+                        and self.order.worse_than_best(reported, best.intermediate_values, self.alpha):
+                    raise ScoringStopped(f"scoring stopped after {len(run.items)} of {len(self.order)} items: shown worse than "
+                                         f"{candidate_name(best)} on the objective over them (sequential test, alpha {self.alpha} "
+                                         "spent across looks)", round(time.perf_counter() - t0, 3))
         finally:
             doc = results.record(out_dir, run)  # once, also for a trial stopped early: its items so far are kept
         summary = summary_frame(doc)
         means = {(r.suite, r.metric): r.value for r in summary.itertuples()}
         return Scored(self.objective_fn(means), summary, time.perf_counter() - t0, dict(run.seconds))
+
+    def _best(self):
+        """The best completed trial so far, or None before the first completes."""
+        try:
+            return self.handle.study.best_trial
+        except ValueError:
+            return None

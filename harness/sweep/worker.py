@@ -3,7 +3,8 @@
 A `SweepWorker` holds the study, the engine, the trackers and the live progress; `run()` reads top
 to bottom: recover dead workers' trials, check backend parity (vllm), score the base model once
 (trial 0, the reference every candidate is compared with), then ask / train / score / tell until
-the budget is used, then the merged candidates. Workers share the study through its storage; start
+the budget is used, then the replicates of the top configurations (replicates.py), then the merged
+candidates. Workers share the study through its storage; start
 the same sweep again in another shell or on another machine to add one. Files go where
 `harness.store.paths` says.
 
@@ -42,6 +43,7 @@ from harness.sweep.inputs import check_inputs
 from harness.sweep.merges import merge_top
 from harness.sweep.outcome import SweepOutcome
 from harness.sweep.progress import SweepProgress
+from harness.sweep.replicates import replicate_top
 from harness.sweep.space import distributions, grid_done, grid_space, make_pruner, make_sampler, max_lora_rank, objectives
 from harness.sweep.trackers import make_trackers
 from harness.sweep.trial_scoring import TrialScorer
@@ -63,7 +65,8 @@ class SweepWorker:
         if OBJECTIVE_META not in self.study.user_attrs:  # what a report needs to read this study on its own
             self.study.set_user_attr(OBJECTIVE_META, meta)
         self.artifacts = open_artifacts(self.study, cfg.artifacts, create=True)
-        self.item_order = (ItemOrder(list(self.suites.values()), meta["weights"], meta["headline"], cfg.scoring.chunk)
+        self.item_order = (ItemOrder(list(self.suites.values()), meta["weights"], meta["headline"], cfg.scoring.chunk,
+                                     cfg.scoring.min_items)
                            if cfg.scoring.early_stop != "none" else None)
         self.engine = self.trackers = self.progress = self.scorer = None
 
@@ -97,7 +100,9 @@ class SweepWorker:
                         trial.set_user_attr(A.SURPLUS, True)
                         self.study.tell(trial, state=S.FAIL)
                         break
-                    self._run_trial(trial, n_trials)
+                    self.run_trial(trial, n_trials)
+                if cfg.replicates.seeds > 1:
+                    replicate_top(self, cfg.replicates, dists)
                 if cfg.merge is not None:
                     merge_top(self, cfg.merge)
         finally:
@@ -133,7 +138,7 @@ class SweepWorker:
 
         run_claimed(self.handle, {A.CANDIDATE: "base", A.KIND: "base"}, is_base_trial, score_base)
 
-    def _run_trial(self, trial: optuna.Trial, n_trials: int) -> None:
+    def run_trial(self, trial: optuna.Trial, n_trials: int) -> None:
         """Train, score and tell one trial. It ends COMPLETE, or through one path with its reason:
         PRUNED (a rung not promoted, or scoring stopped early) or FAIL (NaN loss, engine error: the
         sweep goes on; bad input and interrupts: recorded, then raised)."""
@@ -224,7 +229,8 @@ class SweepWorker:
         t0 = time.perf_counter()
         self.engine.add_candidates([cand])  # hf: loads the adapter now; vllm: on its first request (inside scoring)
         adapter_s = round(time.perf_counter() - t0, 3)
-        scored = self.scorer.score(cand, where, self.handle.trial_id(trial), stoppable=True)
+        # A replicate measures seed noise: scored whole, never stopped.
+        scored = self.scorer.score(cand, where, self.handle.trial_id(trial), stoppable=A.REPLICATE_OF not in trial.user_attrs)
         # W2 (bench/trial_anatomy.py): where a trial's time goes.
         stages = {"model load": record["load_s"], "training": record["train_s"], "held-out loss": record["heldout_eval_s"],
                   "adapter load": adapter_s, **{f"scoring {name}": s for name, s in scored.suite_seconds.items()},
@@ -260,9 +266,9 @@ class SweepWorker:
 
     # ------------------------------------------------------------ study state
     def _counted(self) -> list[optuna.trial.FrozenTrial]:
-        """Trials that use the budget: not the base, not a dead worker's (retried), not a surplus ask."""
+        """Trials that use the budget: not the base, not a dead worker's (retried), not a surplus ask, not a replicate."""
         return [t for t in self.handle.trials()
-                if not is_claim(t) and not t.user_attrs.get(A.SURPLUS)
+                if not is_claim(t) and not t.user_attrs.get(A.SURPLUS) and A.REPLICATE_OF not in t.user_attrs
                 and not (t.state == S.FAIL and "retried" in t.user_attrs.get(A.FAIL_REASON, ""))
                 and t.state in (S.COMPLETE, S.RUNNING, S.FAIL, S.PRUNED)]
 

@@ -80,7 +80,7 @@ def test_confident_mode_fails_a_mean_above_the_threshold_with_a_wide_ci(tmp_path
     assert gate(tmp_path, res, "point")[0].returncode == 0
     proc, _ = gate(tmp_path, res, "confident")
     assert proc.returncode == 1
-    assert "CI lower bound" in json.loads((tmp_path / "verdict.json").read_text())["rules"][2]["detail"]
+    assert "CI lower end" in json.loads((tmp_path / "verdict.json").read_text())["rules"][2]["detail"]
 
 
 def test_missing_suite_nan_and_failed_suite_fail_closed(tmp_path):
@@ -121,3 +121,83 @@ def test_study_candidates_best_and_trial_n(study_root):
     assert proc.returncode == 2 and "--candidate trial-9" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("gate", "--rules", "rules.yaml", "--study", "nope", cwd=study_root)
     assert proc.returncode == 2 and "study nope" in proc.stderr
+
+
+# ---------------------------------------------------------------- claims that must be shown (in-process: check())
+
+
+def _check(rule: dict, cand: dict, base: dict | None = None):
+    """One rule on constructed items: cand/base {suite.metric: values}; returns the rule's verdict."""
+    from harness.config import GateConfig
+    from harness.select.gate import check
+    from harness.store.reading import Results
+
+    def frame(values):
+        return {s: {m: np.asarray(v, dtype=float)} for s, m, v in ((k.split(".")[0], k.split(".")[1], v) for k, v in values.items())}
+
+    import tempfile
+    from pathlib import Path
+
+    folder = write_results(Path(tempfile.mkdtemp()) / "r", {"cand": frame(cand), **({"base": frame(base)} if base else {})})
+    res = Results.load(folder)
+    return check(GateConfig(rules=[rule]), res, "cand", (res, "base") if base else None)[0]
+
+
+def test_confident_regression_is_non_inferiority():
+    base = np.array([1.0] * 12 + [0.0] * 8)  # 0.60 on a 20-item guard
+    worse = base.copy()
+    worse[:3] = 0.0  # 0.45: three items lost
+    v = _check({"metric": "guard.acc", "max_regression": 0.05, "mode": "confident"}, {"guard.acc": worse}, {"guard.acc": base})
+    assert not v.passed and "paired diff" in v.detail
+    same = _check({"metric": "guard.acc", "max_regression": 0.05, "mode": "confident"}, {"guard.acc": base}, {"guard.acc": base})
+    assert not same.passed  # 20 items cannot show a regression under 0.05, even with nothing lost
+    big = np.tile(base, 100)  # 2000 identical items can
+    assert _check({"metric": "guard.acc", "max_regression": 0.05, "mode": "confident"}, {"guard.acc": big}, {"guard.acc": big}).passed
+    # Fewer items make passing harder: the same shares on 10x the items pass where 20 items fail.
+    assert _check({"metric": "guard.acc", "max_regression": 0.05, "mode": "point"}, {"guard.acc": base}, {"guard.acc": base}).passed
+
+
+def test_confident_threshold_needs_the_interval_above_it_and_enough_items():
+    one = _check({"metric": "t.acc", "threshold": 0.8, "mode": "confident", "min_items": 1}, {"t.acc": [1.0]})
+    assert not one.passed and one.ci_low < 0.8  # one item at 1.0 is no evidence of >= 0.8
+    few = _check({"metric": "t.acc", "threshold": 0.8, "mode": "point"}, {"t.acc": [1.0] * 5})
+    assert not few.passed and "5 items" in few.detail and "needs 10" in few.detail
+    many = _check({"metric": "t.acc", "threshold": 0.8, "mode": "confident"}, {"t.acc": [1.0] * 60})
+    assert many.passed and many.ci_high - many.ci_low > 0
+
+
+def test_lower_is_better_rules():
+    wer = np.linspace(0.05, 0.15, 200)
+    assert _check({"metric": "asr.wer", "op": "<=", "threshold": 0.2, "mode": "confident"}, {"asr.wer": wer}).passed
+    assert not _check({"metric": "asr.wer", "op": "<=", "threshold": 0.1, "mode": "confident"}, {"asr.wer": wer}).passed
+    noisy = wer + np.random.default_rng(0).normal(0, 0.01, 200)
+    assert _check({"metric": "asr.wer", "op": "<=", "max_regression": 0.02, "mode": "confident"}, {"asr.wer": noisy}, {"asr.wer": wer}).passed
+    assert not _check({"metric": "asr.wer", "op": "<=", "max_regression": 0.02, "mode": "confident"},
+                      {"asr.wer": noisy + 0.03}, {"asr.wer": wer}).passed
+
+
+def test_items_shared_with_the_baseline_and_nans_on_either_side():
+    cand = {"t.acc": [1.0] * 30}
+    v = _check({"metric": "t.acc", "max_regression": 0.5, "mode": "point"}, cand, {"t.acc": [1.0] * 30})
+    assert v.passed
+    nan_base = _check({"metric": "t.acc", "max_regression": 0.5, "mode": "point"}, cand, {"t.acc": [1.0] * 29 + [np.nan]})
+    assert not nan_base.passed and "NaN" in nan_base.detail and "baseline" in nan_base.detail
+    nan_cand = _check({"metric": "t.acc", "threshold": 0.1, "mode": "point"}, {"t.acc": [1.0] * 29 + [np.nan]})
+    assert not nan_cand.passed and "NaN" in nan_cand.detail
+
+
+def test_one_shared_item_is_not_a_comparison(tmp_path):
+    from harness.config import GateConfig
+    from harness.select.gate import check
+    from harness.store.reading import Results
+
+    a = write_results(tmp_path / "a", {"cand": {"t": {"acc": np.ones(30)}}})
+    b = write_results(tmp_path / "b", {"base": {"t": {"acc": np.ones(30)}}})
+    import pandas as pd
+
+    items = pd.read_parquet(b / "items.parquet")
+    items["item_id"] = [f"other-{i}" for i in range(29)] + ["t-0"]  # one id in common
+    items.to_parquet(b / "items.parquet")
+    v = check(GateConfig(rules=[{"metric": "t.acc", "max_regression": 0.1, "mode": "confident"}]), Results.load(a), "cand",
+              (Results.load(b), "base"))[0]
+    assert not v.passed and "1 items shared" in v.detail

@@ -61,7 +61,7 @@ def test_two_machines_sweep_into_one_store_and_a_third_reports_gates_and_promote
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [p["n"] for p in json.loads((reader / "curve.json").read_text())["points"]] == [16, 32, 48]
 
-    (reader / "rules.yaml").write_text("rules:\n  - {metric: mmlu.acc, threshold: 0.0, mode: point}\n")
+    (reader / "rules.yaml").write_text("rules:\n  - {metric: mmlu.acc, threshold: 0.0, mode: point, min_items: 4}\n")  # 4 MMLU items
     proc = run_cli("gate", "--rules", "rules.yaml", "--study", "fleet", *where, "--candidate", "best", "--promote", cwd=reader, env=env[2])
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     champion = json.loads((reader / "reports/fleet/champion.json").read_text())

@@ -228,7 +228,7 @@ def test_grid_sweep_stops_when_the_grid_is_done(tiny_model, tmp_path, harness_ho
 
 
 def test_early_stopping_prunes_a_trial_worse_than_the_best_on_the_same_items(tiny_model, tmp_path, harness_home):
-    """scoring: {early_stop: wilcoxon}: trial 1 learns the task (every answer "yes"), trial 2 (a learning
+    """scoring: {early_stop: sequential}: trial 1 learns the task (every answer "yes"), trial 2 (a learning
     rate that changes nothing) is stopped once the Wilcoxon test finds it worse on the same items; the
     base and trial 1, fully scored, report every item; the pruned trial cannot be picked."""
     import json
@@ -252,7 +252,7 @@ space:
   n_samples: {{type: categorical, choices: [64]}}
 suites:
   - {{suite: yes/suite.yaml, weight: 2.0}}
-scoring: {{early_stop: wilcoxon, alpha: 0.1, chunk: 8, min_items: 8}}
+scoring: {{early_stop: sequential, alpha: 0.1, chunk: 8, min_items: 8}}
 budget: {{n_trials: 2}}
 trackers: [none]
 """)
@@ -282,3 +282,29 @@ trackers: [none]
     assert proc.returncode == 0, proc.stderr[-3000:]
     best = json.loads((tmp_path / "reports/es/best.json").read_text())
     assert best["candidate"] == f"trial-{good.number}"
+
+
+def test_replicates_retrain_the_top_configuration_with_new_seeds(tiny_model, tmp_path, harness_home):
+    """replicates: {seeds: 3, top: 1}: after the budget, the best configuration is trained twice more
+    (other seeds, the same params, outside the budget); the report folds the three into one candidate
+    with their spread, and the leaderboard shows it."""
+    import json
+
+    cfg = sweep_file(tmp_path, tiny_model, "rep", n_trials=2, trackers=("none",), max_steps=1)
+    cfg.write_text(cfg.read_text() + "replicates: {seeds: 3, top: 1}\n")
+    proc = run_cli("sweep", str(cfg), cwd=tmp_path, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/rep/journal.log")))
+    trials = [t for t in optuna.load_study(study_name="rep", storage=storage).get_trials() if t.user_attrs.get("candidate") != "base"]
+    originals = [t for t in trials if "replicate_of" not in t.user_attrs]
+    replicates = [t for t in trials if "replicate_of" in t.user_attrs]
+    assert len(originals) == 2 and len(replicates) == 2
+    top = max(originals, key=lambda t: t.values[0])
+    assert {t.user_attrs["replicate_of"] for t in replicates} == {top.number}
+    assert all(t.params == top.params and t.state == optuna.trial.TrialState.COMPLETE for t in replicates)
+    proc = run_cli("report", "rep", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    board = pd.read_csv(tmp_path / "reports/rep/leaderboard.csv")
+    assert board[board.candidate == f"trial-{top.number}"].seeds.iloc[0] == 3
+    best = json.loads((tmp_path / "reports/rep/best.json").read_text())
+    assert best["candidate"] not in {f"trial-{t.number}" for t in replicates}  # a configuration, named by its first trial
