@@ -16,7 +16,7 @@ import decisions as sim  # noqa: E402 - bench/ is not a package on the path
 @pytest.mark.parametrize("k", [2, 6])
 def test_the_pick_rarely_ships_a_candidate_worse_by_more_than_the_margin(n, k):
     draw, costs = sim.cheap_worse(k, n, rho=0.0 if k == 2 else 0.3)
-    assert sim.pick_shares(draw, costs, margin=0.05, draws=100 if n < 1000 else 40, seed=n + k)["cheap"] <= 0.05
+    assert sim.pick_shares(draw, costs, margin=0.05, draws=80 if n < 1000 else 30, seed=n + k)["cheap"] <= 0.05
 
 
 @pytest.mark.parametrize("n", [20, 100])
@@ -33,7 +33,7 @@ def test_a_cheaper_equal_candidate_is_picked_at_1000_items():
 @pytest.mark.parametrize("case", ["two_suite_challenger", "skewed_challenger", "equal_challenger"])
 def test_early_stopping_does_not_stop_the_eventual_winner(case):
     order, draw = getattr(sim, case)()
-    rates = sim.stop_shares(order, draw, draws=200, seed=1)
+    rates = sim.stop_shares(order, draw, draws=150, seed=1)
     assert rates["winner stopped"] <= 0.05 and rates["stopped"] <= (0.05 if case == "equal_challenger" else 0.08)
 
 

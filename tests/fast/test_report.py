@@ -153,3 +153,28 @@ def test_report_from_lm_eval_log_samples(tmp_path):
     assert best["candidate"] == "__models__adapter" and best["beats_base"] is True
     board = pd.read_csv(tmp_path / "reports/lm/leaderboard.csv")
     assert board.candidate.iloc[0] == "base" and "arc_easy" in board.columns
+
+
+def test_a_multi_objective_study_shows_its_pareto_front_and_picks_by_the_first_objective():
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    import decisions as sim
+
+    from harness.select.report import pareto_front
+
+    rng = np.random.default_rng(0)
+    values = {c: {"task": (rng.random(300) < p).astype(float), "guard": (rng.random(300) < q).astype(float)}
+              for c, p, q in (("trial-1", 0.9, 0.3), ("trial-2", 0.5, 0.8), ("trial-3", 0.4, 0.2))}
+    data = sim.study_of(values, {"trial-1": 100.0, "trial-2": 100.0, "trial-3": 10.0})
+    data.trials["objective"] = [v["task"].mean() for v in values.values()]
+    data.trials["objective1"] = [v["guard"].mean() for v in values.values()]
+    data.meta.update({"directions": ["maximize", "maximize"],
+                      "objectives": [{"suite": "task", "metric": "score", "direction": "maximize"},
+                                     {"suite": "guard", "metric": "score", "direction": "maximize"}]})
+    assert pareto_front(data) == ["trial-1", "trial-2"]  # trial-3 is beaten on both
+    best = pick(data)
+    assert best.candidate == "trial-1" and best.utility.startswith("the first objective, task.score")
