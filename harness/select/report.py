@@ -155,7 +155,8 @@ def decision(best: BestDoc) -> str:
     c = best.confirmed
     text = f"Pick: {best.candidate} (objective {best.objective:.4f}"
     if c is not None:
-        text += f", 95% CI {c.ci[0]:.4f} to {c.ci[1]:.4f}, on {c.n_items} {c.on}"
+        where = f"all {c.n_items} items" if c.on == "all items" else f"{c.n_items} {c.on}"
+        text += f", 95% CI {c.ci[0]:.4f} to {c.ci[1]:.4f}, on {where}"
         if c.on == "all items":
             text += ": the same items it was chosen on, so optimistic (too few items to hold some out)"
     text += f"). Rule: {best.rule}. Utility: {best.utility}."

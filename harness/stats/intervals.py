@@ -190,14 +190,27 @@ class BootstrapT(Estimate):
             t = np.where(ses > 0, (means - self.value) / np.where(ses > 0, ses, 1), np.sign(means - self.value) * np.inf)
         self.t = np.sort(t)
 
-    def _clip(self, v: float) -> float:
-        return v if self.bounds is None else min(max(v, self.bounds[0]), self.bounds[1])
+    # The t* quantiles are taken without interpolation, outward: resamples without spread give
+    # infinite t*, and interpolating between two infinities is NaN. Where most items sit at one bound,
+    # most resamples miss the few that do not and the t* quantile is infinite; the bound is then the
+    # score bound of a proportion (Wilson's, continuity-corrected, on the values scaled to [0, 1]),
+    # valid for any values within their range because their variance is at most that of 0/1 values.
+    def _bound(self, alpha: float, low: bool) -> float:
+        q = float(np.quantile(self.t, 1 - alpha, method="higher") if low else np.quantile(self.t, alpha, method="lower"))
+        if math.isfinite(q):
+            v = self.value - q * self.se
+            return v if self.bounds is None else min(max(v, self.bounds[0]), self.bounds[1])
+        if self.bounds is None:
+            return NAN  # unbounded values: an infinite bound says nothing
+        lo, hi = self.bounds
+        b = wilson_bounds((self.value - lo) / (hi - lo), self.n, z_of(alpha))[0 if low else 1]
+        return lo + b * (hi - lo)
 
     def lower(self, alpha: float) -> float:
-        return self._clip(self.value - float(np.quantile(self.t, 1 - alpha)) * self.se)
+        return self._bound(alpha, True)
 
     def upper(self, alpha: float) -> float:
-        return self._clip(self.value - float(np.quantile(self.t, alpha)) * self.se)
+        return self._bound(alpha, False)
 
 
 @dataclass

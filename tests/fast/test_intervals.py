@@ -82,3 +82,13 @@ def test_p_values_agree_with_the_bounds(estimate):
                 abs(estimate.lower(alpha) - threshold) < 1e-6
             assert (estimate.p_below(threshold) < alpha) == (estimate.upper(alpha) < threshold) or \
                 abs(estimate.upper(alpha) - threshold) < 1e-6
+
+
+def test_scores_mostly_at_the_top_get_a_finite_interval():
+    """Most resamples of 49 ones and one 0.5 have no spread (t* infinite): the bounds must stay numbers."""
+    x = np.r_[np.ones(49), 0.5]
+    e = mean_estimate(x)
+    low, high = e.interval(0.05)
+    assert 0 < low < e.value <= high <= 1
+    d = difference_estimate(pd.Series(x), pd.Series(np.zeros(50)))
+    assert d.lower(0.05) > 0.5 and d.p_above(0.0) < 1e-3
