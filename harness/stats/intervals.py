@@ -63,10 +63,6 @@ class Estimate:
         """One-sided p-value for "the true value is below `threshold`"."""
         return _p_value(self.upper, threshold, above=False, other=lambda: _p_value(self.lower, threshold, above=True))
 
-    @property
-    def determined(self) -> bool:
-        return not math.isnan(self.lower(0.25))
-
 
 def _p_value(bound, threshold: float, above: bool, other=None) -> float:
     """The smallest alpha in [P_FLOOR, 0.5] at which `bound(alpha)` is past `threshold` (bisection on
