@@ -109,6 +109,30 @@ def skewed_cheap_worse(n: int, rho: float):
     return (lambda rng: {c: {"task": v} for c, v in skewed_scores(rng, {"cheap": 0.80, "big": 0.90}, n, rho).items()}), costs
 
 
+def seed_noise_shares(seeds: int, draws: int, n: int = 1000, sd: float = 0.05, seed: int = 0) -> float:
+    """Share of draws shipping a cheap configuration truly 0.08 below the other (margin 0.05) when each
+    training run's mean moves by N(0, sd) with its seed; `seeds` runs per configuration (replicates)."""
+    from harness.config import PickOptions
+    from harness.select.pick import pick
+
+    rng = np.random.default_rng(seed)
+    shipped = 0
+    for _ in range(draws):
+        runs, origin = {}, {}
+        for config, truth in (("cheap", 0.62), ("big", 0.70)):
+            for k in range(seeds):
+                name = config if k == 0 else f"{config}-seed{k}"
+                p = float(np.clip(truth + rng.normal(0, sd), 0.01, 0.99))
+                runs[name] = {"task": correlated_binary(rng, {"x": p}, n, 0.0)["x"]}
+                origin[name] = config
+        data = study_of(runs, {c: (100.0 if origin[c] == "cheap" else 1000.0) for c in runs})
+        if seeds > 1:
+            number = dict(zip(data.trials.candidate, data.trials.number, strict=True))
+            data.trials["replicate_of"] = [None if origin[c] == c else number[origin[c]] for c in data.trials.candidate]
+        shipped += pick(data, options=PickOptions(margin=0.05, confirm=False)).candidate == "cheap"
+    return shipped / draws
+
+
 # ---------------------------------------------------------------- the gate
 
 
@@ -297,6 +321,9 @@ def main() -> None:
             draw, costs = cheap_equal(n, rho)
             rows.append([f"cheap truly equal (0.70), rho {rho}", n, "0.05", pct(pick_shares(draw, costs, 0.05, a.draws)["cheap"]),
                          "power: cheap picked"])
+    for seeds in (1, 3):
+        rows.append([f"seed noise sd 0.05 per run, cheap 0.62 vs 0.70, {seeds} run(s) per configuration", 1000, "0.05",
+                     pct(seed_noise_shares(seeds, max(a.draws // 4, 50))), "shipped worse by > margin"])
     write_table("decisions-pick", "The pick: shipping a candidate worse than the best by more than the margin, and power",
                 ["truth", "items", "margin", "share of draws", "what the share is"], rows,
                 [f"{a.draws} seeded draws each; 0/1 items unless said; rho: latent correlation of the candidates' items "
