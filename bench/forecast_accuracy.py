@@ -1,9 +1,14 @@
-"""W5 (issue 18): does the learning-curve forecast predict a size it has not seen?
+"""W5 (issues 18, 29): does the learning-curve forecast predict a size it has not seen, for the user's
+next training run?
 
-Trains ONE configuration of SmolLM2 on the extraction task at several sizes (a grid sweep, the base
-model as trial 0), scores each on the same extraction items, fits the curve from the points at
-n <= --fit-max only, and compares its prediction for the largest size with what that size measured.
-usage: python bench/forecast_accuracy.py [--n 16,32,64,128,512] [--fit-max 128] [--items 50]
+Trains ONE configuration of SmolLM2 on the extraction task at every size with several seeds (a grid
+sweep with `replicates:`), scores each on the same extraction items and keeps every item's scores in
+`results/forecast_accuracy-items.csv` (so the fit can be re-run and checked without training). Then, for
+each metric, fits the curve on the sizes up to a quarter of the largest and compares the forecast for
+the largest size with the mean of its seeds.
+
+usage: python bench/forecast_accuracy.py [--n 16,24,32,48,64,96,128,512] [--seeds 3] [--items 50]
+       python bench/forecast_accuracy.py --refit      (the fit only, from the saved items)
 """
 
 from __future__ import annotations
@@ -16,54 +21,98 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+ITEMS_CSV = HERE / "results" / "forecast_accuracy-items.csv"
+METRICS = ("extraction.field_f1", "extraction.exact_match")
 
-def main() -> None:
-    from common import extraction_grid, write_table
 
-    from harness.select.forecast import Curve, forecast, study_items
+def gather(ns: list[int], seeds: int, items: int, lr: str) -> float:
+    """Run the sweep and save every run's items (n_samples, run, metric, item_id, score); its wall time."""
+    from common import extraction_grid
+
     from harness.store import reading
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", default="16,32,64,128,512")
-    p.add_argument("--fit-max", type=int, default=128)
-    p.add_argument("--items", type=int, default=50)
-    p.add_argument("--lr", default="2.0e-3")
-    a = p.parse_args()
-    ns = [int(x) for x in a.n.split(",")]
-    held_out = max(ns)
-    metric = "extraction.field_f1"
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        (tmp / "w5.yaml").write_text(extraction_grid("w5", [a.lr], ns, a.items, max_seq_len=192, batch_size=8))
+        grid = extraction_grid("w5", [lr], ns, items, max_seq_len=192, batch_size=8)
+        (tmp / "w5.yaml").write_text(grid + f"replicates: {{seeds: {seeds}, top: {len(ns)}}}\n")
         t0 = time.perf_counter()
         proc = subprocess.run([str(REPO / ".venv/bin/harness"), "sweep", "w5.yaml"], cwd=tmp, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"harness sweep w5.yaml failed:\n{proc.stderr[-3000:]}")
-        sweep_s = time.perf_counter() - t0
+        wall = time.perf_counter() - t0
         here = os.getcwd()
         os.chdir(tmp)  # the store reads runs/ relative to the working directory
         try:
-            items = study_items(reading.load_study("w5"), metric)
+            data = reading.load_study("w5")
         finally:
             os.chdir(here)
-    fit_on = items[items.n_samples <= a.fit_max]
-    predicted = forecast(Curve.from_items(fit_on), metric, at=[held_out])
-    measured = forecast(Curve.from_items(items), metric).points[-1]  # the held-out size, with its bootstrap CI
-    pred = predicted.at[0]
-    inside = pred["ci"][0] <= measured["mean"] <= pred["ci"][1]
-    rows = [[f"{p['n']}", f"{p['mean']:.3f} [{p['ci'][0]:.3f}, {p['ci'][1]:.3f}]", "fitted on", ""] for p in predicted.points]
-    rows.append([f"**{held_out}**", f"{measured['mean']:.3f} [{measured['ci'][0]:.3f}, {measured['ci'][1]:.3f}]",
-                 f"**predicted {pred['estimate']:.3f} [{pred['ci'][0]:.3f}, {pred['ci'][1]:.3f}]**",
-                 "measured inside the prediction's 95% CI" if inside else "OUTSIDE the prediction's 95% CI"])
-    write_table("forecast_accuracy", f"W5: learning-curve forecast of n={held_out} from n <= {a.fit_max} (SmolLM2, extraction)",
-                ["n_samples", f"measured {metric} [95% CI]", "forecast", "verdict"], rows,
-                [f"one configuration: lora_r 16, learning_rate {a.lr}, 1 epoch; {a.items} extraction items; hf backend",
-                 f"fit: {predicted.model}, plateau {predicted.plateau['estimate']:.3f} [{predicted.plateau['ci'][0]:.3f}, "
-                 f"{predicted.plateau['ci'][1]:.3f}]; sweep wall time {sweep_s:.0f} s",
-                 *[f"the fit's warning: {w}" for w in predicted.warnings]])
+    trials = data.trials[~data.trials.is_base]
+    n_of = dict(zip(trials.candidate, trials.n_samples.astype(int), strict=True))
+    long = data.metrics[data.metrics.candidate.isin(n_of)]
+    frame = pd.DataFrame({"n_samples": long.candidate.map(n_of), "run": long.candidate, "metric": long.suite + "." + long.metric,
+                          "item_id": long.item_id, "score": long.value.astype(float)})
+    ITEMS_CSV.parent.mkdir(parents=True, exist_ok=True)
+    frame.sort_values(["metric", "n_samples", "run", "item_id"]).to_csv(ITEMS_CSV, index=False)
+    return wall
+
+
+def report(notes: list[str]) -> None:
+    from common import write_table
+    from harness.select.forecast import Curve, forecast
+
+    frame = pd.read_csv(ITEMS_CSV, dtype={"item_id": str, "run": str})
+    rows = []
+    for metric in METRICS:
+        items = frame[frame.metric == metric]
+        largest = items.n_samples.max()
+        fit_on = items[items.n_samples <= largest / 4]
+        predicted = forecast(Curve.from_items(fit_on), metric, at=[int(largest)])
+        measured = forecast(Curve.from_items(items), metric, at=[])
+        for point in measured.points:
+            fitted = point["n"] <= largest / 4
+            row = [metric if point is measured.points[0] else "", point["n"], point["runs"],
+                   f"{point['mean']:.3f} [{point['ci'][0]:.3f}, {point['ci'][1]:.3f}]"]
+            if fitted:
+                rows.append([*row, "fitted on", ""])
+                continue
+            at = predicted.at[0]
+            if at["estimate"] is None:
+                rows.append([*row, f"**abstained: {at['reason']}**", "no interval (honest abstention)"])
+            else:
+                lo, hi = at["ci"]
+                inside = (lo is None or lo <= point["mean"]) and (hi is None or point["mean"] <= hi)
+                rows.append([*row, f"**predicted {at['estimate']:.3f} [{_end(lo)}, {_end(hi)}]**",
+                             "seed mean inside the 95% interval" if inside else "OUTSIDE the 95% interval"])
+        notes = [*notes, f"{metric}: {predicted.sentence()} (model: {predicted.model})",
+                 *[f"{metric}, the fit's warning: {w}" for w in predicted.warnings]]
+    write_table("forecast_accuracy", "W5: forecast of the largest size from the sizes up to a quarter of it (SmolLM2, extraction)",
+                ["metric", "n_samples", "runs (seeds)", "measured: mean of the runs [95% CI, items and seeds]", "forecast for the next run",
+                 "verdict"], rows, notes)
+
+
+def _end(value: float | None) -> str:
+    return "open" if value is None else f"{value:.3f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", default="16,24,32,48,64,96,128,512")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--items", type=int, default=50)
+    p.add_argument("--lr", default="2.0e-3")
+    p.add_argument("--refit", action="store_true", help="fit and report from the saved items only")
+    a = p.parse_args()
+    notes = [f"one configuration: lora_r 16, learning_rate {a.lr}, 1 epoch, max_seq_len 192, batch 8; hf backend; "
+             f"items from {ITEMS_CSV.relative_to(REPO)}"]
+    if not a.refit:
+        wall = gather([int(x) for x in a.n.split(",")], a.seeds, a.items, a.lr)
+        notes.append(f"sweep wall time {wall:.0f} s ({a.seeds} seeds per size, {a.items} items)")
+    report(notes)
 
 
 if __name__ == "__main__":

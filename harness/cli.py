@@ -447,18 +447,21 @@ def leaderboard(
 def forecast_cmd(
     study: Annotated[str | None, typer.Argument(help="a sweep study (or give --items)")] = None,
     metric: Annotated[str, typer.Option(help="SUITE.METRIC to forecast, e.g. extraction.field_f1")] = "",
-    items: Annotated[Path | None, typer.Option(help="CSV or Parquet: n_samples, item_id, score (optional group) instead of a study")] = None,
+    items: Annotated[Path | None, typer.Option(help="CSV or Parquet: n_samples, item_id, score in [0, 1] (optional run: repeated "
+                                                    "training runs at one size; optional group) instead of a study")] = None,
     storage: Annotated[str | None, typer.Option(help="the study's storage URL (default: its journal under runs/)")] = None,
     target: Annotated[float | None, typer.Option(help="samples needed to reach this score (within [0, 1])")] = None,
-    at: Annotated[list[int], typer.Option(help="predict the score at N samples; repeatable")] = [],
+    at: Annotated[list[int], typer.Option(help="predict a next training run's score at N samples; repeatable")] = [],
     group: Annotated[str | None, typer.Option(help="study: PARAM=VALUE (default: the best configuration at each n); "
                                                    "items: a value of the group column")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the forecast as JSON")] = None,
     artifacts: Annotated[str | None, typer.Option(help=ARTIFACTS_HELP)] = None,
 ):
-    """Fit the learning curve (score vs training samples) and forecast: plateau, score at N, samples for a target."""
+    """Fit the learning curve (score vs training samples) and forecast a next run's score at N, the plateau and the
+    samples a target needs, or say why the data cannot tell and which training size would help most."""
+    from harness.forecast import Curve, forecast
+    from harness.forecast.inputs import read_items_file, study_items
     from harness.runtime.files import write_json
-    from harness.select import forecast as fc
     from harness.store.reading import load_study
 
     if not metric:
@@ -470,7 +473,7 @@ def forecast_cmd(
     if bad := [n for n in at if n < 1]:
         raise UserError(f"--at {bad[0]}: must be at least 1")
     if items is not None:
-        frame = fc.read_items_file(items)
+        frame, source, note = read_items_file(items), f"--items {items}", "points as given"
         if "group" in frame:
             groups = sorted(frame.group.astype(str).unique())
             if group is None and len(groups) > 1:
@@ -480,19 +483,24 @@ def forecast_cmd(
                 if frame.empty:
                     raise UserError(f"--group {group}: not a group of {items} (it has: {', '.join(groups)})")
     else:
-        frame = fc.study_items(load_study(study, storage, artifacts), metric, group)
-    result = fc.forecast(fc.Curve.from_items(frame), metric, target, at)
-    table = Table("n_samples", "mean", "95% CI", "items", title=f"{metric}: learning curve ({result.model} fit)")
+        (frame, note), source = study_items(load_study(study, storage, artifacts), metric, group), f"study {study}"
+    result = forecast(Curve.from_items(frame, source), metric, target, at)
+    table = Table("n_samples", "mean", "95% CI", "items", "runs", title=f"{metric}: learning curve ({note})")
     for p in result.points:
-        table.add_row(str(p["n"]), f"{p['mean']:.4f}", f"[{p['ci'][0]:.4f}, {p['ci'][1]:.4f}]", str(p["n_items"]))
+        table.add_row(str(p["n"]), f"{p['mean']:.4f}", f"[{p['ci'][0]:.4f}, {p['ci'][1]:.4f}]", str(p["n_items"]), str(p["runs"]))
     for row in result.at:
-        table.add_row(f"{row['n']} (forecast)", f"{row['estimate']:.4f}", f"[{row['ci'][0]:.4f}, {row['ci'][1]:.4f}]", "")
+        if row["ci"] is not None:
+            hi = "1 (one-sided)" if row.get("one_sided") else f"{row['ci'][1]:.4f}"
+            table.add_row(f"{row['n']} (next run)", f"{row['estimate']:.4f}", f"[{row['ci'][0]:.4f}, {hi}]", "", "")
     console.print(table)
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", markup=False, highlight=False)
-    console.print(result.sentence(), markup=False, highlight=False)
+    if result.weights:
+        console.print("curve families (weight by out-of-sample fit): " + ", ".join(f"{k} {v:.2f}" for k, v in result.weights.items())
+                      + f"; run-to-run sd {result.noise['run_sd']:.3f} ({result.noise['source']})", markup=False, highlight=False)
+    console.print(result.sentence(), markup=False, highlight=False, soft_wrap=True)
     if json_out:
-        write_json(json_out, result.as_json())
+        write_json(json_out, {**result.as_json(), "points_from": note})
 
 
 @app.command()

@@ -261,7 +261,36 @@ class FloatParam(Strict):
     log: bool = False
 
 
-Param = Annotated[CategoricalParam | IntParam | FloatParam, Field(discriminator="type")]
+class AdaptiveSizes(Strict):
+    """`n_samples: {adaptive: {target: SUITE.METRIC=VALUE, min: 16, max: 1024}}`: the sweep chooses each
+    next training size itself (forecast/planning.py): after min, 2x, 4x and 8x min, the size that most
+    narrows the forecast per training sample (of the samples `target` needs; without a target, of the
+    score at `max`), until that interval is within `ratio` (hi/lo of the samples needed) or `width`
+    (of the score at max), or the budget is spent. It traces one configuration: every other
+    parameter of the space has one value."""
+
+    type: Literal["adaptive"] = "adaptive"
+    target: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+\.[A-Za-z0-9_,-]+=[0-9.eE+-]+$")] | None = None
+    min: Annotated[int, Field(gt=0)] = 16
+    max: Annotated[int, Field(gt=0)]
+    ratio: Annotated[float, Field(gt=1)] = 2.0
+    width: Annotated[float, Field(gt=0, lt=1)] = 0.05
+
+    @model_validator(mode="after")
+    def _sizes(self):
+        if self.min * 8 > self.max:
+            raise ValueError(f"min {self.min} and max {self.max}: max must be at least 8x min (the first four sizes are min, 2x, 4x, 8x)")
+        if self.target is not None and not 0 < self.goal[1] <= 1:
+            raise ValueError(f"target {self.target}: the value must be within (0, 1]")
+        return self
+
+    @property
+    def goal(self) -> tuple[str, float]:
+        metric, _, value = self.target.rpartition("=")
+        return metric, float(value)
+
+
+Param = Annotated[CategoricalParam | IntParam | FloatParam | AdaptiveSizes, Field(discriminator="type")]
 
 
 class SweepSuite(Strict):
@@ -386,6 +415,16 @@ class SweepConfig(Strict):
             raise ValueError(f"{url!r}: {problem}")
         return url
 
+    @model_validator(mode="before")
+    @classmethod
+    def _adaptive_form(cls, data):
+        """`n_samples: {adaptive: {...}}` is the adaptive sizes' spelling in a sweep file."""
+        space = data.get("space") if isinstance(data, dict) else None
+        sizes = space.get("n_samples") if isinstance(space, dict) else None
+        if isinstance(sizes, dict) and set(sizes) == {"adaptive"} and isinstance(sizes["adaptive"], dict):
+            data = {**data, "space": {**space, "n_samples": {"type": "adaptive", **sizes["adaptive"]}}}
+        return data
+
     @model_validator(mode="after")
     def _space(self):
         required = {"lora_r", "learning_rate", "n_samples"}
@@ -396,12 +435,25 @@ class SweepConfig(Strict):
             raise ValueError(f"space names unknown training parameters {sorted(unknown)}")
         problems = []
         for name, p in self.space.items():
+            if p.type == "adaptive":
+                if name != "n_samples":
+                    raise ValueError(f"space.{name}: adaptive is for n_samples only")
+                continue
             if p.type != "categorical" and p.low > p.high:
                 problems.append(f"space.{name}: low {p.low} > high {p.high}")
             values = p.choices if p.type == "categorical" else [p.low, p.high]
             problems += [f"space.{name}: {value!r}: {msg}" for value in values for msg in train_field_errors(name, value)]
         if problems:
             raise ValueError("; ".join(problems))
+        if self.adaptive is not None:
+            varied = [n for n, p in self.space.items() if n != "n_samples" and not (p.type == "categorical" and len(p.choices) == 1)]
+            if varied:
+                raise ValueError(f"space.n_samples adaptive traces one configuration: give {', '.join(varied)} one value "
+                                 "(a categorical with one choice)")
+            if self.multi_fidelity.enabled or self.sampler.name == "grid":
+                raise ValueError("space.n_samples adaptive: the sweep chooses the sizes; not with multi_fidelity or the grid sampler")
+            if len(self.objectives) > 1 or self.replicates.seeds > 1:
+                raise ValueError("space.n_samples adaptive: one objective and no replicates (each size is one run)")
         if self.multi_fidelity.enabled:
             if len(self.objectives) > 1:
                 raise ValueError("multi_fidelity: promotion needs one objective (Optuna pruners are single-objective)")
@@ -443,9 +495,14 @@ class SweepConfig(Strict):
         p = self.space.get("method")
         return list(p.choices) if p is not None else [self.train.method]
 
+    @property
+    def adaptive(self) -> AdaptiveSizes | None:
+        p = self.space.get("n_samples")
+        return p if isinstance(p, AdaptiveSizes) else None
+
     def max_samples(self) -> int:
         p = self.space["n_samples"]
-        return int(max(p.choices) if p.type == "categorical" else p.high)
+        return int(max(p.choices) if p.type == "categorical" else p.max if p.type == "adaptive" else p.high)
 
     def rungs(self) -> list[int]:
         """n_samples of each multi-fidelity rung: min_samples * eta**k below the top, then the top."""

@@ -14,14 +14,16 @@ import pandas as pd
 
 from harness.config import PickOptions
 from harness.errors import UserError
+from harness.forecast import Curve, Forecast, forecast
+from harness.forecast.inputs import curve_metric, study_items
 from harness.runtime.files import atomic_path, atomic_write
-from harness.select.forecast import Curve, Forecast, forecast, study_items
 from harness.select.leaderboard import MARKS_LEGEND, leaderboard
 from harness.select.pick import options_for, pick
 from harness.stats.summary import summarize
 from harness.store import documents, paths
 from harness.store.documents import BestDoc
 from harness.store.reading import StudyData
+from harness.store.study import ADAPTIVE_META
 
 S = optuna.trial.TrialState
 
@@ -34,34 +36,34 @@ def tidy_results(data: StudyData) -> pd.DataFrame:
 # ---------------------------------------------------------------- files and plots
 
 
-def curve_metric(data: StudyData, target: tuple[str, float] | None) -> str | None:
-    """SUITE.METRIC of the learning curve: the target's, else the headline of the most weighted suite."""
-    if target is not None:
-        return target[0]
-    weights, headline = data.meta.get("weights", {}), data.meta.get("headline", {})
-    suites = sorted(set(data.items.suite)) if len(data.items) else []
-    if not suites:
-        return None
-    task = max(suites, key=lambda s: weights.get(s, 0))
-    return f"{task}.{headline.get(task) or 'score'}"
-
-
 def learning_curve(data: StudyData, target: tuple[str, float] | None) -> tuple[str | None, Forecast | None, str]:
-    """(metric, forecast or None, a sentence for the page). Needs trials at 3 or more n_samples."""
+    """(metric, forecast or None, a sentence for the page). A forecast, or its honest abstention, needs
+    trials at 2 or more n_samples."""
     metric = curve_metric(data, target)
     if metric is None or "n_samples" not in data.trials:
         return metric, None, ""
     sizes = sorted(set(data.trials[~data.trials.is_base].n_samples.dropna()))
-    if len(sizes) < 3:
+    if len(sizes) < 2:
         return metric, None, (f"Learning curve: the trials cover {len(sizes)} training size(s) ({', '.join(f'{n:g}' for n in sizes)}); "
-                              "a forecast needs 3 or more.")
+                              "a forecast needs 4 or more.")
     try:
-        result = forecast(Curve.from_items(study_items(data, metric)), metric, target[1] if target else None, [int(4 * sizes[-1])])
+        frame, note = study_items(data, metric)
+        result = forecast(Curve.from_items(frame, f"study {data.name}"), metric, target[1] if target else None, [int(4 * sizes[-1])])
     except UserError as err:
         if target is not None:  # asked for: the user must hear why not
             raise
         return metric, None, f"Learning curve: no forecast ({'; '.join(err.lines)})."
-    return metric, result, f"Forecast ({result.model} fit, best configuration at each size): {result.sentence()}"
+    return metric, result, f"Forecast ({note}): {result.sentence()}{_chosen_sizes(data)}"
+
+
+def _chosen_sizes(data: StudyData) -> str:
+    """Adaptive n_samples: the sizes the sweep chose, why, and why it stopped."""
+    if "chosen_because" not in data.trials:
+        return ""
+    chosen = data.trials.dropna(subset=["chosen_because"]).sort_values("number")
+    steps = "; ".join(f"{int(row.n_samples)} ({row.chosen_because})" for row in chosen.itertuples())
+    stopped = data.study.user_attrs.get(ADAPTIVE_META)
+    return f" The sweep chose its sizes: {steps}." + (f" Then it {stopped}." if stopped else "")
 
 
 def figures(data: StudyData, board: pd.DataFrame, curve: tuple) -> list[tuple[str, object]]:
@@ -76,11 +78,12 @@ def figures(data: StudyData, board: pd.DataFrame, curve: tuple) -> list[tuple[st
     metric, result, _ = curve
     if result is not None:
         fig = go.Figure()
-        xs = np.geomspace(result.points[0]["n"], 4 * result.points[-1]["n"], 80)
-        fitted, low, high = result.curve(xs)
-        fig.add_trace(go.Scatter(x=list(xs) + list(xs[::-1]), y=list(high) + list(low[::-1]), fill="toself", opacity=0.2,
-                                 line={"width": 0}, name="fit 95% band", hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=xs, y=fitted, mode="lines", name=f"fit ({result.model})", line={"dash": "dash"}))
+        if not result.abstained:
+            xs = np.geomspace(result.points[0]["n"], 4 * result.points[-1]["n"], 60)
+            fitted, low, high = result.band(xs)
+            fig.add_trace(go.Scatter(x=list(xs) + list(xs[::-1]), y=list(high) + list(low[::-1]), fill="toself", opacity=0.2,
+                                     line={"width": 0}, name="a next run: 95% band", hoverinfo="skip"))
+            fig.add_trace(go.Scatter(x=xs, y=fitted, mode="lines", name=f"forecast (mostly {result.model})", line={"dash": "dash"}))
         fig.add_trace(go.Scatter(x=[p["n"] for p in result.points], y=[p["mean"] for p in result.points], mode="markers", name="trials",
                                  error_y={"type": "data", "symmetric": False, "array": [p["ci"][1] - p["mean"] for p in result.points],
                                           "arrayminus": [p["mean"] - p["ci"][0] for p in result.points]}))
@@ -90,8 +93,9 @@ def figures(data: StudyData, board: pd.DataFrame, curve: tuple) -> list[tuple[st
             fig.add_hline(y=float(base.mean()), line_dash="dot", annotation_text="base model")
         if result.target is not None:
             fig.add_hline(y=result.target["value"], line_color="firebrick", annotation_text=f"target {result.target['value']:g}")
-        fig.update_layout(title=f"Learning curve: {metric} vs training samples, extrapolated to 4x the data (95% CIs)",
-                          xaxis_title="n_samples", xaxis_type="log", yaxis_title=metric)
+        title = (f"Learning curve: {metric} vs training samples (95% CIs); no forecast: {result.abstained}" if result.abstained else
+                 f"Learning curve: {metric} vs training samples, a next run's score to 4x the data (95% band)")
+        fig.update_layout(title={"text": title, "font": {"size": 13}}, xaxis_title="n_samples", xaxis_type="log", yaxis_title=metric)
         figs.append(("learning-curve", fig))
     elif task and "n_samples" in trials and len(trials):
         best = trials.sort_values(task, ascending=False).groupby("n_samples", as_index=False).first().sort_values("n_samples")

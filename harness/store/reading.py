@@ -112,7 +112,7 @@ def load_study(study_name: str, storage: str | None = None, artifacts: str | Non
                             "(written by a harness before the artifact store; re-run its sweep)")
         rows.append({"candidate": name, "kind": trial_kind(t), "number": t.number, "is_base": name == "base", **params, "_params": params,
                      "parents": ", ".join(t.user_attrs.get(A.PARENTS, [])), "rungs": rungs_of(t),
-                     "replicate_of": t.user_attrs.get(A.REPLICATE_OF),
+                     "replicate_of": t.user_attrs.get(A.REPLICATE_OF), "chosen_because": t.user_attrs.get(A.CHOSEN_BECAUSE),
                      **{f"objective{i or ''}": v for i, v in enumerate(t.values)},
                      "train_s": t.user_attrs.get(A.TRAIN_S, 0.0), "tokens_seen": t.user_attrs.get(A.TOKENS_SEEN, 0),
                      "score_s": t.user_attrs.get(A.SCORE_S), "outputs": t.user_attrs[A.ARTIFACTS],
@@ -125,6 +125,8 @@ def load_study(study_name: str, storage: str | None = None, artifacts: str | Non
         trials = trials.drop(columns="parents")
     if trials.replicate_of.isna().all():  # no configuration re-trained with other seeds
         trials = trials.drop(columns="replicate_of")
+    if trials.chosen_because.isna().all():  # sizes not chosen by the sweep (adaptive n_samples)
+        trials = trials.drop(columns="chosen_because")
     if not trials.rungs.astype(bool).any():  # not a multi-fidelity study
         trials = trials.drop(columns="rungs")
         failed = failed.drop(columns="rungs", errors="ignore")

@@ -49,10 +49,12 @@ class TrialAttr:
     FAIL_REASON = "fail_reason"
     RETRY_OF = "retry_of"  # the number of the dead worker's trial this one retries
     REPLICATE_OF = "replicate_of"  # the number of the trial whose configuration this one re-trains with another seed
+    CHOSEN_BECAUSE = "chosen_because"  # adaptive n_samples: why the sweep trained this size (forecast/planning.py)
     SURPLUS = "surplus"  # asked by a worker after the budget was used up; not a trial of the study
 
 
 OBJECTIVE_META = "objective"  # study user attribute: weights, headline metric per suite, directions
+ADAPTIVE_META = "adaptive_stopped"  # study user attribute: why an adaptive-sizes sweep stopped choosing sizes
 ARTIFACTS_META = "artifacts"  # study user attribute: the artifact store its first worker wrote to
 OUTPUT_FILES = {"items": ITEMS, "scores": SCORES, "train": TRAIN_RECORD}  # what a trial uploads besides its adapter folder
 

@@ -22,7 +22,9 @@ def distributions(cfg: SweepConfig) -> dict:
     for name, p in cfg.space.items():
         if name == "n_samples" and cfg.multi_fidelity.enabled:
             continue
-        if p.type == "categorical":
+        if p.type == "adaptive":  # the sweep enqueues each size it chooses (forecast/planning.py)
+            dists[name] = optuna.distributions.IntDistribution(p.min, p.max, log=True)
+        elif p.type == "categorical":
             dists[name] = optuna.distributions.CategoricalDistribution(p.choices)
         elif p.type == "int":
             dists[name] = optuna.distributions.IntDistribution(p.low, p.high, step=p.step, log=p.log)

@@ -15,6 +15,10 @@ rung so far, asynchronously) whether to retrain on eta times more rows. Each run
 on the first n rows of the same fixed permutation; a pruned trial keeps its last rung's scores and is
 recorded PRUNED with the rung it stopped at.
 
+Adaptive sizes (`n_samples: {adaptive: ...}`): before each ask, the learning-curve forecast of the
+trials so far names the next size (forecast/planning.py), queued with why; the sweep ends when the
+forecast answers the question, or at the budget.
+
 Faults: see `heartbeat.py`. A failed trial (NaN loss, engine error) is recorded with its reason and
 the sweep goes on; bad input (UserError) and Ctrl-C stop it, with the running trial marked failed.
 """
@@ -34,7 +38,7 @@ from harness.errors import UserError
 from harness.runtime.processes import interrupt_name, raise_if_interrupted
 from harness.score.backends import create, make_candidate, parity
 from harness.store import paths
-from harness.store.study import OBJECTIVE_META, StudyHandle, candidate_name, is_base_trial, open_artifacts, params_of, storage_for
+from harness.store.study import ADAPTIVE_META, OBJECTIVE_META, StudyHandle, candidate_name, is_base_trial, open_artifacts, params_of, storage_for
 from harness.store.study import TrialAttr as A
 from harness.sweep.claims import is_claim, run_claimed, worker_name
 from harness.sweep.early_stop import ItemOrder, TrialStopped
@@ -93,6 +97,8 @@ class SweepWorker:
                     raise_if_interrupted()
                     if grid and grid_done(self.study, grid):
                         self.progress.say(f"the grid is done: all {math.prod(map(len, grid.values()))} configurations tried")
+                        break
+                    if cfg.adaptive is not None and not self._enqueue_next_size():
                         break
                     trial = self.study.ask(dists)
                     mine = [t for t in self._counted() if t.number <= trial.number]
@@ -263,6 +269,30 @@ class SweepWorker:
         where every machine's readers find them (the folder `where` is this worker's scratch space)."""
         ids = self.handle.upload_outputs(self.artifacts, self.handle.trial_id(trial), where, paths.adapter_dir(where))
         trial.set_user_attr(A.ARTIFACTS, ids)
+
+    def _enqueue_next_size(self) -> bool:
+        """Adaptive n_samples: queue the size the forecast of the trials so far asks for (planning.py);
+        False once the forecast answers the question or cannot be helped within max."""
+        from harness.forecast import Curve
+        from harness.forecast.inputs import curve_metric, study_items
+        from harness.forecast.planning import next_size
+        from harness.store.reading import load_study
+
+        spec = self.cfg.adaptive
+        curve, metric = None, None
+        if any(not is_base_trial(t) for t in self.handle.trials(states=(S.COMPLETE,))):
+            data = load_study(self.cfg.study, self.cfg.storage, self.cfg.artifacts)
+            metric = curve_metric(data, spec.goal if spec.target else None)
+            frame, _ = study_items(data, metric)
+            curve = Curve.from_items(frame, f"study {self.cfg.study}")
+        step = next_size(curve, spec, metric or "")
+        if step.n is None:
+            self.progress.say(f"adaptive n_samples: {step.why}")
+            self.study.set_user_attr(ADAPTIVE_META, step.why)
+            return False
+        self.progress.say(f"adaptive n_samples: next {step.n}: {step.why}")
+        self.study.enqueue_trial({"n_samples": step.n}, user_attrs={A.CHOSEN_BECAUSE: step.why}, skip_if_exists=False)
+        return True
 
     # ------------------------------------------------------------ study state
     def _counted(self) -> list[optuna.trial.FrozenTrial]:

@@ -137,3 +137,36 @@ def test_a_sweep_files_relative_paths_are_relative_to_the_file(tmp_path, monkeyp
     assert cfg.train.data == folder / "../data/train.jsonl" and str(cfg.train.preference_data) == "/abs/prefs.jsonl"
     assert [s.suite for s in cfg.suites] == [str(folder / "../suites/x.yaml"), "mmlu", "lm-eval:t"]
     assert cfg.suites[2].include_path == [folder / "tasks"] and cfg.artifacts == str(folder / "../shared")
+
+
+def _adaptive_sweep(tmp_path, sizes: str, extra: str = "", lora: str = "[4]"):
+    sweep = tmp_path / "a.yaml"
+    sweep.write_text(f"study: a\ntrain: {{data: train.jsonl}}\nspace:\n  lora_r: {{type: categorical, choices: {lora}}}\n"
+                     f"  learning_rate: {{type: categorical, choices: [1e-3]}}\n  n_samples: {sizes}\nsuites: [{{suite: mmlu}}]\n{extra}")
+    return sweep
+
+
+def test_adaptive_sizes_are_read_in_the_sweep_files_spelling(tmp_path):
+    from harness import config
+    from harness.sweep.space import distributions
+
+    cfg = config.load(_adaptive_sweep(tmp_path, "{adaptive: {target: mmlu.acc=0.4, min: 16, max: 512, ratio: 1.5}}"), "sweep")
+    assert cfg.adaptive.goal == ("mmlu.acc", 0.4) and cfg.adaptive.ratio == 1.5 and cfg.max_samples() == 512
+    dist = distributions(cfg)["n_samples"]
+    assert (dist.low, dist.high, dist.log) == (16, 512, True)
+
+
+@pytest.mark.parametrize(("sizes", "extra", "lora", "expect"), [
+    ("{adaptive: {min: 16, max: 64}}", "", "[4]", "max must be at least 8x min"),
+    ("{adaptive: {min: 16, max: 512}}", "", "[4, 8]", "give lora_r one value"),
+    ("{adaptive: {min: 16, max: 512}}", "sampler: {name: grid}\n", "[4]", "not with multi_fidelity or the grid sampler"),
+    ("{adaptive: {min: 16, max: 512}}", "replicates: 3\n", "[4]", "no replicates"),
+    ("{adaptive: {target: mmlu.acc=1.5, max: 512}}", "", "[4]", "target mmlu.acc=1.5: the value must be within (0, 1]"),
+    ("{adaptive: {target: acc, max: 512}}", "", "[4]", "space.n_samples.adaptive.target"),
+])
+def test_adaptive_sizes_refuse_what_they_cannot_do(tmp_path, sizes, extra, lora, expect):
+    from harness import config
+
+    with pytest.raises(UserError) as err:
+        config.load(_adaptive_sweep(tmp_path, sizes, extra, lora), "sweep")
+    assert len(err.value.lines) == 1 and expect in err.value.lines[0], err.value.lines

@@ -308,3 +308,24 @@ def test_replicates_retrain_the_top_configuration_with_new_seeds(tiny_model, tmp
     assert board[board.candidate == f"trial-{top.number}"].seeds.iloc[0] == 3
     best = json.loads((tmp_path / "reports/rep/best.json").read_text())
     assert best["candidate"] not in {f"trial-{t.number}" for t in replicates}  # a configuration, named by its first trial
+
+
+def test_adaptive_sizes_climb_the_ladder_then_choose_by_the_forecast(tiny_model, tmp_path, harness_home):
+    """n_samples: {adaptive: ...}: min, 2x, 4x, 8x min, then the size the forecast asks for, each trial
+    saying why; the report tells the sizes chosen."""
+    cfg = sweep_file(tmp_path, tiny_model, "adapt", n_trials=5, trackers=("none",), max_steps=1)
+    text = cfg.read_text().replace("{type: float, low: 1.0e-3, high: 1.0e-2, log: true}", "{type: categorical, choices: [1.0e-3]}")
+    text = text.replace("choices: [4, 8]", "choices: [4]").replace("n_samples: {type: categorical, choices: [16, 32]}",
+                                                                     "n_samples: {adaptive: {min: 4, max: 64}}")
+    cfg.write_text(text)
+    proc = run_cli("sweep", str(cfg), cwd=tmp_path, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/adapt/journal.log")))
+    trials = sorted((t for t in optuna.load_study(study_name="adapt", storage=storage).get_trials() if t.user_attrs.get("candidate") != "base"),
+                    key=lambda t: t.number)
+    sizes = [t.params["n_samples"] for t in trials]
+    assert sizes[:4] == [4, 8, 16, 32] and all("starting ladder" in t.user_attrs["chosen_because"] for t in trials[:4])
+    assert len(trials) == 5 and 32 < sizes[4] <= 64 and "starting ladder" not in trials[4].user_attrs["chosen_because"]
+    proc = run_cli("report", "adapt", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "The sweep chose its sizes: 4 (the starting ladder" in (tmp_path / "reports/adapt/leaderboard.md").read_text()

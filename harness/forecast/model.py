@@ -1,0 +1,177 @@
+"""The fitted learning curve: every family fitted to the observed points and to bootstrap replicates,
+weighted by how well each predicted sizes it was not fitted on, with the run-to-run noise a user's
+next training run adds.
+
+- Replicates: items resampled jointly across sizes, plus each point's run-to-run noise drawn afresh.
+- Run-to-run noise: from repeated runs at one size where the curve has them; otherwise from the
+  curve's lack of fit (the spread of the points about the best-fitting family beyond what the items
+  explain), which needs a family with fewer parameters than sizes; without either it is unmeasured.
+- Family weights (4+ sizes): each family fitted without the largest sizes predicts them; its weight is
+  its predictive density there (the out-of-sample fit, not the in-sample one). With 3 sizes nothing can
+  be held out: flat and power are weighed by their in-sample fit with a penalty per parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.forecast.curve import Curve
+from harness.forecast.families import Family, Fitted, families
+
+Z95 = 1.959963984540054
+HELD_OUT_REPLICATES = 300
+N_MAX = 1e8  # "samples needed" beyond this reads as not reached
+
+
+@dataclass
+class Ensemble:
+    curve: Curve
+    fits: list[Fitted]  # per family: row 0 the observed points, then the bootstrap replicates
+    weights: np.ndarray  # per family, summing to 1
+    run_var: float  # variance of one new run's mean about the curve
+    run_source: str  # "replicates", "lack of fit" or "unmeasured"
+    held_out: list[dict]  # per held-out size: each family's predictive mean and sd, and the measured mean
+    misfit: float  # sd of the held-out misses beyond noise, per unit of log n extrapolated (0: none seen)
+    misfit_z: np.ndarray  # per replicate: its draw of that extra slope (in sds)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.family.name for f in self.fits]
+
+    def samples(self, values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Pool per-family replicate values (rows 1..) into one weighted sample."""
+        reps = len(values[0]) - 1
+        pooled = np.concatenate([v[1:] for v in values])
+        mass = np.concatenate([np.full(reps, w / reps) for w in self.weights])
+        return pooled, mass
+
+    def predict(self, t: np.ndarray) -> list[np.ndarray]:
+        """Per family: (replicates, len(t)) curves, each replicate bent by its draw of the misfit slope
+        beyond the largest size (so a family that missed held-out sizes is not trusted further out)."""
+        beyond = np.maximum(np.atleast_1d(t) - self.curve.t[-1], 0.0)
+        bend = self.misfit * np.concatenate([[0.0], self.misfit_z])[:, None] * beyond[None, :]
+        return [np.clip(f.predict(t) + bend, 0.0, 1.0) for f in self.fits]
+
+    def samples_for(self, target: float) -> list[np.ndarray]:
+        """Per family and replicate: the first size (from the smallest measured, on a fine log grid) whose
+        curve reaches `target`; inf where none does by N_MAX."""
+        grid = np.geomspace(float(self.curve.ns[0]), N_MAX, 400)
+        out = []
+        for pred in self.predict(np.log(grid)):
+            reached = pred >= target
+            out.append(np.where(reached.any(axis=1), grid[np.argmax(reached, axis=1)], np.inf))
+        return out
+
+    def point(self, values: list[np.ndarray]) -> float:
+        """The point forecast: the families' fits to the observed points (row 0), weighted."""
+        return float(sum(w * v[0] for w, v in zip(self.weights, values, strict=True)))
+
+    def next_run(self, n: float, rng: np.random.Generator) -> tuple[float, np.ndarray, np.ndarray]:
+        """The score of a new training run at n: point estimate, pooled sample and its weights."""
+        values = [v[:, 0] for v in self.predict(np.array([math.log(n)]))]
+        pooled, mass = self.samples(values)
+        if self.run_var > 0:
+            pooled = np.clip(pooled + rng.normal(0.0, math.sqrt(self.run_var), len(pooled)), 0.0, 1.0)
+        return self.point(values), pooled, mass
+
+
+def weighted_quantile(values: np.ndarray, mass: np.ndarray, q: float | np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(mass[order])
+    cum /= cum[-1]
+    idx = np.minimum(np.searchsorted(cum, np.atleast_1d(q), side="left"), len(values) - 1)
+    return values[order][idx]
+
+
+def fit_ensemble(curve: Curve, n_boot: int, rng: np.random.Generator, noise: tuple[float, str]) -> Ensemble:
+    """`noise`: the run-to-run variance of one run's mean and where it comes from (`run_noise`)."""
+    run_var, source = noise
+    resampled = curve.resampled_means(n_boot, rng)
+    draws = rng.normal(0.0, 1.0, (n_boot, len(curve.ns)))  # each point's run-to-run noise, in sds
+    y, w = _replicates(curve, resampled, draws, run_var)
+    fams = families(curve.t)
+    fits = [fam.fit(curve.t, y, w) for fam in fams]
+    held_out = _held_out(curve, fams, resampled[:HELD_OUT_REPLICATES], draws[:HELD_OUT_REPLICATES])
+    if held_out:
+        log_density = np.sum([[_log_normal(h["measured"], m, s) for m, s in zip(h["mean"], h["sd"], strict=True)] for h in held_out], axis=0)
+    else:  # 3 sizes: in-sample fit, a penalty per parameter, no family with as many parameters as points
+        log_density = np.array([-0.5 * f.sse[0] - f.family.n_params if f.family.n_params <= len(curve.ns) else -np.inf for f in fits])
+    weights = np.exp(log_density - log_density.max())
+    weights /= weights.sum()
+    return Ensemble(curve, fits, weights, run_var, source, held_out, _misfit_slope(curve, held_out, weights), rng.normal(0, 1, n_boot))
+
+
+def _replicates(curve: Curve, resampled: np.ndarray, draws: np.ndarray, run_var: float) -> tuple[np.ndarray, np.ndarray]:
+    """(the observed point means then their replicates, each point's weight) with run noise run_var."""
+    point_var = curve.item_variance() + run_var / curve.runs
+    y = np.vstack([curve.means, resampled + draws * np.sqrt(run_var / curve.runs)])
+    return y, 1.0 / point_var
+
+
+def _misfit_slope(curve: Curve, held_out: list[dict], weights: np.ndarray) -> float:
+    """How far the weighted families missed the held-out sizes beyond their predictive spread, per
+    unit of log n they extrapolated there (the misspecification the bootstrap cannot see)."""
+    if not held_out:
+        return 0.0
+    h = held_out[-1]  # the largest size: an earlier one may predate the shape the data now show
+    mean, sd = np.array(h["mean"]), np.array(h["sd"])
+    mix = float(weights @ mean)
+    var = float(weights @ (sd**2 + (mean - mix) ** 2))
+    step = curve.t[-1] - curve.t[-2]
+    return math.sqrt(max(0.0, (h["measured"] - mix) ** 2 - var)) / step
+
+
+def _log_normal(x: float, mean: float, sd: float) -> float:
+    return -0.5 * ((x - mean) / sd) ** 2 - math.log(sd)
+
+
+def _held_out(curve: Curve, fams: list[Family], resampled: np.ndarray, draws: np.ndarray) -> list[dict]:
+    """For the last one or two sizes (where 3 or more remain before them): each family fitted on the
+    sizes before, its predictive mean and sd there (the fit's spread plus the point's own noise). The
+    run-to-run noise is judged on the sizes before too: a misfit at the held-out size is what is
+    being tested, not noise to allow for."""
+    out = []
+    for h in range(max(3, len(curve.ns) - 2), len(curve.ns)):
+        before = curve.first(h)
+        run_var = run_noise(before)[0]
+        y, w = _replicates(before, resampled[:, :h], draws[:, :h], run_var)
+        noise = curve.item_variance()[h] + run_var / curve.runs[h]
+        means, sds = [], []
+        for fam in fams:
+            pred = fam.fit(before.t, y, w).predict(curve.t[h:h + 1])[1:, 0]
+            means.append(float(pred.mean()))
+            sds.append(math.sqrt(float(pred.var()) + noise))
+        out.append({"n": float(curve.ns[h]), "measured": float(curve.means[h]), "mean": means, "sd": sds})
+    return out
+
+
+def run_noise(curve: Curve) -> tuple[float, str]:
+    """The variance of one training run's mean about the curve, and its source: the repeated runs at
+    one size where there are any, else the curve's lack of fit, else unmeasured (0)."""
+    seed = curve.seed_variance()
+    if seed is not None:
+        return seed[0], "replicates"
+    item_var = curve.item_variance()
+    # the most flexible family with a residual degree of freedom: the least inflated by a wrong shape
+    usable = [fam for fam in families(curve.t) if fam.name != "flat" and len(curve.ns) - fam.n_params >= 1]
+    if not usable:
+        return 0.0, "unmeasured"
+    fam = max(usable, key=lambda f: f.n_params)
+    dof = len(curve.ns) - fam.n_params
+    y = curve.means[None, :]
+    residual = (y - fam.fit(curve.t, y, 1.0 / item_var).predict(curve.t))[0]
+
+    def chi2(s2: float) -> float:
+        return float((residual**2 / (item_var + s2)).sum())
+
+    # the extra variance that makes the weighted residuals as large as their degrees of freedom
+    lo, hi = 0.0, 1.0
+    if chi2(0.0) <= dof:
+        return 0.0, "lack of fit"
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if chi2(mid) > dof else (lo, mid)
+    return hi, "lack of fit"
