@@ -63,7 +63,8 @@ def gather(ns: list[int], seeds: int, items: int, lr: str) -> float:
 
 def report(notes: list[str]) -> None:
     from common import write_table
-    from harness.select.forecast import Curve, forecast
+
+    from harness.forecast import Curve, forecast
 
     frame = pd.read_csv(ITEMS_CSV, dtype={"item_id": str, "run": str})
     rows = []
@@ -85,18 +86,17 @@ def report(notes: list[str]) -> None:
                 rows.append([*row, f"**abstained: {at['reason']}**", "no interval (honest abstention)"])
             else:
                 lo, hi = at["ci"]
-                inside = (lo is None or lo <= point["mean"]) and (hi is None or point["mean"] <= hi)
-                rows.append([*row, f"**predicted {at['estimate']:.3f} [{_end(lo)}, {_end(hi)}]**",
+                inside = lo <= point["mean"] <= hi
+                shown = f"at least {lo:.3f}, one-sided" if at["one_sided"] else f"{lo:.3f}, {hi:.3f}"
+                rows.append([*row, f"**predicted {at['estimate']:.3f} [{shown}]**",
                              "seed mean inside the 95% interval" if inside else "OUTSIDE the 95% interval"])
-        notes = [*notes, f"{metric}: {predicted.sentence()} (model: {predicted.model})",
+        weights = ", ".join(f"{k} {v:.2f}" for k, v in predicted.weights.items())
+        notes = [*notes, f"fitted on n <= {largest / 4:g}: {predicted.sentence()} (family weights: {weights}; run-to-run sd "
+                         f"{predicted.noise['run_sd']:.3f} from {predicted.noise['source']})",
                  *[f"{metric}, the fit's warning: {w}" for w in predicted.warnings]]
     write_table("forecast_accuracy", "W5: forecast of the largest size from the sizes up to a quarter of it (SmolLM2, extraction)",
                 ["metric", "n_samples", "runs (seeds)", "measured: mean of the runs [95% CI, items and seeds]", "forecast for the next run",
                  "verdict"], rows, notes)
-
-
-def _end(value: float | None) -> str:
-    return "open" if value is None else f"{value:.3f}"
 
 
 def main() -> None:

@@ -39,8 +39,9 @@ class Curve:
                             f"{row.n_samples:g}{'' if row.run == '0' else f' in run {row.run}'} ({dup.item_id.nunique()} duplicated id(s)); "
                             "one score per item and run (add a run column for repeated training runs)")
         shared = set.intersection(*(set(g.item_id) for _, g in frame.groupby("n_samples")))
-        if not shared:
-            raise UserError(f"{source}: no item is scored at every n_samples (a curve needs the same items at each size)")
+        if len(shared) < 2:
+            raise UserError(f"{source}: {len(shared) or 'no'} item{'' if len(shared) == 1 else 's'} scored at every n_samples; a learning "
+                            "curve needs the same items at each size, at least 2 of them")
         ids = sorted(shared)
         frame = frame[frame.item_id.isin(shared)]
         ns, items, run_means = [], [], []
@@ -78,7 +79,7 @@ class Curve:
         in n (a mean of 0 or 1 over n items is not known exactly)."""
         n = self.items.shape[1]
         floor = (0.5 / n) * (1 - 0.5 / n) / n
-        return np.maximum(self.items.var(axis=1, ddof=1) / n if n > 1 else 0.25, floor)
+        return np.maximum(self.items.var(axis=1, ddof=1) / n, floor)
 
     def seed_variance(self) -> tuple[float, int] | None:
         """The variance of one run's mean about its size's expected score, pooled over the sizes with
@@ -90,10 +91,13 @@ class Curve:
 
     def resampled_means(self, n_boot: int, rng: np.random.Generator) -> np.ndarray:
         """(n_boot, sizes): the point means with the items resampled jointly across sizes (each item is
-        scored at every size, so its difficulty is shared)."""
+        scored at every size, so its difficulty is shared). Where the items barely vary (all 0 or all
+        1), resampling cannot move the mean: the shortfall from `item_variance`'s floor is added as
+        noise, so no interval claims an exact score."""
         n = self.items.shape[1]
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)  # n_boot x items
-        return counts @ self.items.T / n
+        missing = np.maximum(self.item_variance() - self.items.var(axis=1) / n, 0.0)
+        return counts @ self.items.T / n + rng.normal(0.0, 1.0, (n_boot, len(self.ns))) * np.sqrt(missing)
 
     def paired_rise(self, k: int, j: int = 0, run_var: float = 0.0) -> tuple[float, float]:
         """Mean and standard error of (score at size k - score at size j) over the shared items, with the

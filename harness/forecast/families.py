@@ -30,7 +30,6 @@ class Fitted:
     grid: np.ndarray  # per replicate: the chosen grid index
     alpha: np.ndarray  # per replicate: intercept of s = alpha + beta * x(t)
     beta: np.ndarray
-    sse: np.ndarray  # per replicate: weighted residual sum of squares
 
     def predict(self, t: np.ndarray) -> np.ndarray:
         """(replicates, len(t)) scores at log sizes t."""
@@ -67,7 +66,7 @@ class Family:
             better = sse[rows, pick] < best[3]
             best = tuple(np.where(better, new, old) for new, old in
                          zip((start + pick, alpha[rows, pick], beta[rows, pick], sse[rows, pick]), best, strict=True))
-        return Fitted(self, *best)
+        return Fitted(self, *best[:3])
 
     def constrain(self, m: _Moments, alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError

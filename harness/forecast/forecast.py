@@ -28,6 +28,7 @@ N_BOOT = 1000
 MIN_SIZES = 4  # three to fit, the largest to check the fit out of sample
 MIN_PAST_ONSET = 3
 CAP = 1.0 - 1e-9
+FAR = 100  # a samples-needed median beyond FAR x the largest size, unbounded above, is not reported
 NO_LEARNING = "no size scores above the smallest beyond noise, and a later onset of learning cannot be ruled out"
 
 
@@ -78,6 +79,8 @@ class Forecast:
 
 
 def _value_text(row: dict) -> str:
+    if row["ci"] is None:
+        return f"cannot tell ({row['reason']})"
     lo, hi = row["ci"]
     if row["estimate"] is None:
         return f"at least {lo:.3f} ({row['reason']})"
@@ -174,8 +177,15 @@ def _samples_needed(ens: Ensemble, target: float) -> dict:
     pooled, mass = ens.samples(ens.samples_for(target))
     lo, mid, hi = weighted_quantile(pooled, mass, [0.025, 0.5, 0.975])
     finite = lambda v: float(v) if math.isfinite(v) else None  # noqa: E731
-    return {"value": target, "n": {"estimate": finite(mid), "ci": [finite(lo), finite(hi)]},
-            "p_reachable": float(mass[np.isfinite(pooled)].sum() / mass.sum()), "reason": None}
+    row = {"value": target, "n": {"estimate": finite(mid), "ci": [finite(lo), finite(hi)]},
+           "p_reachable": float(mass[np.isfinite(pooled)].sum() / mass.sum()), "reason": None}
+    far = FAR * ens.curve.ns[-1]
+    if row["n"]["estimate"] is not None and row["n"]["estimate"] > far and row["n"]["ci"][1] is None:
+        # a median that far out with no upper bound is the curve barely rising, not a number to plan on
+        row["n"]["estimate"] = None
+        row["reason"] = (f"not within {FAR}x the largest size in half of the plausible curves and unbounded above: "
+                         f"at least {row['n']['ci'][0]:,.0f} samples")
+    return row
 
 
 def _points(curve: Curve, run_var: float) -> list[dict]:

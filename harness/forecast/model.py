@@ -4,11 +4,13 @@ next training run adds.
 
 - Replicates: items resampled jointly across sizes, plus each point's run-to-run noise drawn afresh.
 - Run-to-run noise: from repeated runs at one size where the curve has them; otherwise from the
-  curve's lack of fit (the spread of the points about the best-fitting family beyond what the items
-  explain), which needs a family with fewer parameters than sizes; without either it is unmeasured.
-- Family weights (4+ sizes): each family fitted without the largest sizes predicts them; its weight is
-  its predictive density there (the out-of-sample fit, not the in-sample one). With 3 sizes nothing can
-  be held out: flat and power are weighed by their in-sample fit with a penalty per parameter.
+  curve's lack of fit (the spread of the points about the most flexible family that has a residual
+  degree of freedom, beyond what the items explain); without either it is unmeasured.
+- Family weights (4 or more sizes): each family fitted without the largest size (and without the two
+  largest, where 3 sizes remain) predicts them; its weight is its predictive density there: the
+  out-of-sample fit, not the in-sample one.
+- Misfit: where the weighted families missed the largest size beyond their predictive spread, the
+  excess per unit of log n is carried beyond the largest size as a random slope per replicate.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def weighted_quantile(values: np.ndarray, mass: np.ndarray, q: float | np.ndarra
 
 
 def fit_ensemble(curve: Curve, n_boot: int, rng: np.random.Generator, noise: tuple[float, str]) -> Ensemble:
-    """`noise`: the run-to-run variance of one run's mean and where it comes from (`run_noise`)."""
+    """A curve of 4 or more sizes; `noise`: the run-to-run variance of one run's mean and its source
+    (`run_noise`)."""
     run_var, source = noise
     resampled = curve.resampled_means(n_boot, rng)
     draws = rng.normal(0.0, 1.0, (n_boot, len(curve.ns)))  # each point's run-to-run noise, in sds
@@ -95,10 +98,7 @@ def fit_ensemble(curve: Curve, n_boot: int, rng: np.random.Generator, noise: tup
     fams = families(curve.t)
     fits = [fam.fit(curve.t, y, w) for fam in fams]
     held_out = _held_out(curve, fams, resampled[:HELD_OUT_REPLICATES], draws[:HELD_OUT_REPLICATES])
-    if held_out:
-        log_density = np.sum([[_log_normal(h["measured"], m, s) for m, s in zip(h["mean"], h["sd"], strict=True)] for h in held_out], axis=0)
-    else:  # 3 sizes: in-sample fit, a penalty per parameter, no family with as many parameters as points
-        log_density = np.array([-0.5 * f.sse[0] - f.family.n_params if f.family.n_params <= len(curve.ns) else -np.inf for f in fits])
+    log_density = np.sum([[_log_normal(h["measured"], m, s) for m, s in zip(h["mean"], h["sd"], strict=True)] for h in held_out], axis=0)
     weights = np.exp(log_density - log_density.max())
     weights /= weights.sum()
     return Ensemble(curve, fits, weights, run_var, source, held_out, _misfit_slope(curve, held_out, weights), rng.normal(0, 1, n_boot))

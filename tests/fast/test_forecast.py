@@ -125,7 +125,7 @@ def test_a_curve_that_drops_is_named_in_a_warning():
 @pytest.mark.parametrize(("frame", "message"), [
     (pd.DataFrame({"n_samples": [16, 32], "item_id": ["a", "a"], "score": [0.5, 5.0]}), "score 5 of item 'a' at n_samples 32"),
     (pd.DataFrame({"n_samples": [16, 16, 32], "item_id": ["a", "a", "a"], "score": [1.0, 0.0, 1.0]}), "item_id 'a' appears 2 times"),
-    (pd.DataFrame({"n_samples": [16, 32], "item_id": ["a", "b"], "score": [1.0, 1.0]}), "no item is scored at every"),
+    (pd.DataFrame({"n_samples": [16, 32], "item_id": ["a", "b"], "score": [1.0, 1.0]}), "no items scored at every n_samples"),
 ])
 def test_bad_items_are_refused_naming_the_field(frame, message):
     with pytest.raises(UserError, match=re.escape(message)):
@@ -229,3 +229,11 @@ def test_adaptive_sizes_start_with_a_ladder_then_follow_the_forecast():
     capped = next_size(Curve.from_items(curve_of({16: 0.03, 32: 0.02, 64: 0.04, 128: 0.6})), AdaptiveSizes(max=128), "t.acc",
                        n_boot=100)
     assert capped.n is None and "max 128 is trained" in capped.why
+
+
+def test_a_perfect_score_everywhere_still_has_an_interval_and_a_far_target_no_number():
+    perfect = forecast(Curve.from_items(curve_of({n: 1.01 for n in NS[:4]}, items=50)), "t.acc", at=[1024], n_boot=200)
+    assert perfect.at[0]["one_sided"] and 0.95 < perfect.at[0]["ci"][0] < 1.0 and all(p["ci"][0] < 1.0 for p in perfect.points)
+    slow = {16: 0.30, 32: 0.25, 64: 0.45, 128: 0.40, 256: 0.60, 512: 0.55}  # noisy, not monotone, one run per size
+    f = forecast(Curve.from_items(curve_of(slow, items=100)), "t.acc", target=0.8, n_boot=200)
+    assert f.target["n"]["estimate"] is None and "not within 100x the largest size" in f.target["reason"], f.target
