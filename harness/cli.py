@@ -398,7 +398,7 @@ def report(
     data = _study_or_items(study, items, base, storage, artifacts)
     out = out or paths.report_dir(data.name)
     best = reporting.write(data, out, pick, options_for(data, margin, alpha, confirm), goal)
-    for line in (reporting.verdict(best), reporting.decision(best), best.forecast["sentence"] if best.forecast else None):
+    for line in (reporting.verdict(best), reporting.decision(best), best.forecast.sentence if best.forecast else None):
         if line:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(f"report in {out / paths.REPORT_HTML}", markup=False, highlight=False)
@@ -461,7 +461,7 @@ def forecast_cmd(
     samples a target needs, or say why the data cannot tell and which training size would help most."""
     from harness.forecast import Curve, forecast
     from harness.forecast.inputs import read_items_file, study_items
-    from harness.runtime.files import write_json
+    from harness.store import documents
     from harness.store.reading import load_study
 
     if not metric:
@@ -500,7 +500,7 @@ def forecast_cmd(
                       + f"; run-to-run sd {result.noise['run_sd']:.3f} ({result.noise['source']})", markup=False, highlight=False)
     console.print(result.sentence(), markup=False, highlight=False, soft_wrap=True)
     if json_out:
-        write_json(json_out, {**result.as_json(), "points_from": note})
+        documents.write(json_out, result.document(points_from=note))
 
 
 @app.command()

@@ -23,6 +23,7 @@ import numpy as np
 from harness.errors import UserError
 from harness.forecast.curve import Curve
 from harness.forecast.model import Z95, Ensemble, fit_ensemble, run_noise, weighted_quantile
+from harness.store.documents import ForecastDoc
 
 N_BOOT = 1000
 MIN_SIZES = 4  # three to fit, the largest to check the fit out of sample
@@ -51,10 +52,11 @@ class Forecast:
         """The family with the most weight ("none" where nothing was fitted)."""
         return max(self.weights, key=self.weights.get) if self.weights else "none"
 
-    def as_json(self) -> dict:
-        return {"metric": self.metric, "model": self.model, "weights": self.weights, "noise": self.noise, "points": self.points,
-                "plateau": self.plateau, "at": self.at, "target": self.target, "abstained": self.abstained, "suggest": self.suggest,
-                "warnings": self.warnings}
+    def document(self, **extra) -> ForecastDoc:
+        """The typed document (`harness forecast --json`, best.json's forecast); `extra`: points_from, sentence."""
+        return ForecastDoc(metric=self.metric, model=self.model, weights=self.weights, noise=self.noise, points=self.points,
+                           plateau=self.plateau, at=self.at, target=self.target, abstained=self.abstained, suggest=self.suggest,
+                           warnings=self.warnings, **extra)
 
     def band(self, ns: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The fitted curve and the 95% band of a next run at `ns` (for plots); never for an abstention."""

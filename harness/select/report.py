@@ -195,7 +195,7 @@ def write(data: StudyData, out: Path, rule: str = "non-inferior", options: PickO
     best.pareto_front = pareto_front(data)
     curve = learning_curve(data, target)
     if curve[1] is not None:
-        best.forecast = {**curve[1].as_json(), "sentence": curve[2]}
+        best.forecast = curve[1].document(sentence=curve[2])
     shown = board.drop(columns=["number", "is_base", "start", "complete", "outputs"], errors="ignore")
     shown.insert(0, "", ["★ base" if b else ("✔ pick" if c == best.candidate else "") for b, c in zip(board.is_base, board.candidate)])
     legend = MARKS_LEGEND.format(level=1 - alpha)

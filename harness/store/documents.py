@@ -2,6 +2,7 @@
 
     scores.json     what one scores directory holds: candidates, suites, means with CIs, failures
     best.json       a report's pick, its comparison with the base, the forecast
+    forecast        `harness forecast --json`: the learning curve's forecast, or why there is none
     champion.json   the candidate promoted by `harness gate --promote`
     gate verdict    `harness gate --json`: pass or fail, rule by rule
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -129,10 +130,71 @@ class Confirmed(Part):
     ci: list[Number] = Field(description="95% interval of `objective`")
 
 
+# ---------------------------------------------------------------- the learning-curve forecast
+
+
+class CurvePoint(Part):
+    n: int
+    mean: float
+    ci: list[float] = Field(description="95%: which items were drawn and the run-to-run noise")
+    n_items: int
+    runs: int = Field(description="training runs at this size, averaged")
+
+
+class Forecast95(Part):
+    """A forecast quantity: null estimate and ci with a reason where it cannot be told."""
+
+    n: int | None = Field(None, description="the training size (rows of `at`)")
+    estimate: Number
+    ci: list[Number] | None = Field(description="95%; [lower, 1] and one_sided where the upper end reaches a perfect score")
+    one_sided: bool = False
+    reason: str | None = None
+    why: str | None = Field(None, description="why only a lower bound is given")
+
+
+class SamplesNeeded(Part):
+    estimate: Number
+    ci: list[Number] | None = Field(description="95%; an upper end of null is unbounded")
+
+
+class ForecastTarget(Part):
+    value: float
+    n: SamplesNeeded
+    p_reachable: Number = Field(description="share of the plausible curves that reach the target at all")
+    reason: str | None = None
+
+
+class RunNoise(Part):
+    run_sd: float = Field(description="sd of one training run's mean about the curve")
+    source: Literal["replicates", "lack of fit", "unmeasured"]
+
+
+class Suggestion(Part):
+    n: int
+    why: str
+
+
+class ForecastDoc(Document):
+    WHAT: ClassVar[str] = "learning-curve forecast (harness forecast --json)"
+    metric: str
+    model: str = Field(description="the family with the most weight, or none")
+    weights: dict[str, float] = Field(description="each curve family's weight, by how well it predicted the largest size out of sample")
+    noise: RunNoise
+    points: list[CurvePoint]
+    plateau: Forecast95
+    at: list[Forecast95] = Field(description="a next training run's score at each size asked for")
+    target: ForecastTarget | None = None
+    abstained: str | None = Field(None, description="why there is no forecast (every estimate is then null)")
+    suggest: Suggestion | None = Field(None, description="the training size that would help most")
+    warnings: list[str] = []
+    points_from: str | None = Field(None, description="how the points were chosen (a study: the configuration per size)")
+    sentence: str | None = None
+
+
 class BestDoc(Document):
     WHAT: ClassVar[str] = "report pick (best.json, from harness report)"
-    VERSION: ClassVar[int] = 2
-    schema_version: int = 2
+    VERSION: ClassVar[int] = 3
+    schema_version: int = 3
     study: str
     candidate: str
     adapter: AdapterRef | None = None
@@ -153,13 +215,14 @@ class BestDoc(Document):
     seeds: int = Field(1, description="training runs of the pick's configuration (replicates), averaged in its scores")
     seed_sd: Number = Field(None, description="spread (sd) of the pick's objective across those runs")
     runner_up: RunnerUp | None = None
-    forecast: dict[str, Any] | None = Field(None, description="the learning-curve forecast (harness forecast --json's fields and "
-                                                              "its sentence)")
+    forecast: ForecastDoc | None = Field(None, description="the learning-curve forecast, with its sentence")
 
     @classmethod
     def upgrade(cls, data: dict, version: int) -> dict:
         # Version 1 listed the candidates "not significantly worse" than the top; that rule is gone.
-        return {k: v for k, v in data.items() if k != "tied_with_top"} if version < 2 else data
+        # Before version 3 the forecast was one power law's, untyped: re-run the report for today's.
+        gone = {"tied_with_top"} if version < 2 else set()
+        return {k: (None if k == "forecast" and version < 3 else v) for k, v in data.items() if k not in gone}
 
 
 # ---------------------------------------------------------------- champion.json
@@ -205,7 +268,8 @@ class GateVerdictDoc(Document):
     rules: list[RuleVerdict]
 
 
-ALL: dict[str, type[Document]] = {"scores": ScoresDoc, "best": BestDoc, "champion": ChampionDoc, "gate-verdict": GateVerdictDoc}
+ALL: dict[str, type[Document]] = {"scores": ScoresDoc, "best": BestDoc, "forecast": ForecastDoc, "champion": ChampionDoc,
+                                  "gate-verdict": GateVerdictDoc}
 D = TypeVar("D", bound=Document)
 
 

@@ -63,3 +63,13 @@ def test_harness_gate_json_is_a_gate_verdict_document(tmp_path):
     assert proc.returncode == 0, proc.stderr
     verdict = documents.read(tmp_path / "v.json", GateVerdictDoc)
     assert verdict.candidate == "r8" and verdict.baseline == "base" and verdict.passed and verdict.rules[0].value == pytest.approx(0.9)
+
+
+def test_a_version_2_pick_keeps_everything_but_its_old_untyped_forecast(tmp_path):
+    """best.json before the forecast was typed (issue 29): its power-law forecast is dropped on reading."""
+    old = {"schema_version": 2, "study": "s", "candidate": "trial-1", "objective": 0.8, "rule": "non-inferior", "beats_base": True,
+           "vs_base": None, "forecast": {"metric": "x.acc", "model": "pow3", "points": [{"n": 16, "mean": 0.2, "ci": [0.1, 0.3]}],
+                                         "plateau": {"estimate": 1.0, "ci": [1.0, 1.0]}, "at": [], "target": None, "warnings": []}}
+    (tmp_path / "best.json").write_text(json.dumps(old))
+    doc = documents.read(tmp_path / "best.json", BestDoc)
+    assert doc.schema_version == 2 and doc.forecast is None and doc.candidate == "trial-1" and doc.beats_base

@@ -177,7 +177,9 @@ def test_harness_forecast_on_a_study_with_three_sizes_abstains(constructed):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((constructed / "f.json").read_text())
     assert [p["n"] for p in doc["points"]] == [64, 256, 1024] and "needs 4" in doc["abstained"]
-    assert doc["at"][0] == {"n": 4096, "estimate": None, "ci": None, "reason": doc["abstained"]} and doc["suggest"]["n"] == 2048
+    row = doc["at"][0]
+    assert (row["n"], row["estimate"], row["ci"], row["reason"]) == (4096, None, None, doc["abstained"]) and doc["suggest"]["n"] == 2048
+    assert doc["schema_version"] == 1 and doc["points_from"] == "one configuration at each size"
     assert "no forecast" in proc.stdout
     bad = run_cli("forecast", "picked", "--metric", "extraction.nope", cwd=constructed)
     assert bad.returncode == 2 and "extraction.field_f1" in bad.stderr and "Traceback" not in bad.stderr
