@@ -74,22 +74,18 @@ def report(notes: list[str]) -> None:
         fit_on = items[items.n_samples <= largest / 4]
         predicted = forecast(Curve.from_items(fit_on), metric, at=[int(largest)])
         measured = forecast(Curve.from_items(items), metric, at=[])
+        # the same fit from each size's first run alone: what a sweep without replicates would have had
+        first = fit_on[fit_on.run == fit_on.groupby("n_samples").run.transform(lambda r: min(r, key=lambda c: int(c.split("-")[-1])))]
+        single = forecast(Curve.from_items(first), metric, at=[int(largest)])
         for point in measured.points:
-            fitted = point["n"] <= largest / 4
             row = [metric if point is measured.points[0] else "", point["n"], point["runs"],
                    f"{point['mean']:.3f} [{point['ci'][0]:.3f}, {point['ci'][1]:.3f}]"]
-            if fitted:
+            if point["n"] <= largest / 4:
                 rows.append([*row, "fitted on", ""])
                 continue
-            at = predicted.at[0]
-            if at["estimate"] is None:
-                rows.append([*row, f"**abstained: {at['reason']}**", "no interval (honest abstention)"])
-            else:
-                lo, hi = at["ci"]
-                inside = lo <= point["mean"] <= hi
-                shown = f"at least {lo:.3f}, one-sided" if at["one_sided"] else f"{lo:.3f}, {hi:.3f}"
-                rows.append([*row, f"**predicted {at['estimate']:.3f} [{shown}]**",
-                             "seed mean inside the 95% interval" if inside else "OUTSIDE the 95% interval"])
+            for label, fitted in ((f"{point['runs']} seeds per size", predicted), ("the first seed per size", single)):
+                rows.append([*row, f"from {label}: {_prediction(fitted.at[0])}", _verdict(fitted.at[0], point["mean"])])
+                row = ["", "", "", ""]
         weights = ", ".join(f"{k} {v:.2f}" for k, v in predicted.weights.items())
         notes = [*notes, f"fitted on n <= {largest / 4:g}: {predicted.sentence()} (family weights: {weights}; run-to-run sd "
                          f"{predicted.noise['run_sd']:.3f} from {predicted.noise['source']})",
@@ -99,6 +95,19 @@ def report(notes: list[str]) -> None:
                  "verdict"], rows, notes)
 
 
+def _prediction(at: dict) -> str:
+    if at["estimate"] is None:
+        return f"**abstained: {at['reason']}**"
+    lo, hi = at["ci"]
+    return f"**{at['estimate']:.3f} [{f'at least {lo:.3f}, one-sided' if at['one_sided'] else f'{lo:.3f}, {hi:.3f}'}]**"
+
+
+def _verdict(at: dict, measured: float) -> str:
+    if at["estimate"] is None:
+        return "no interval (honest abstention)"
+    return "seed mean inside the 95% interval" if at["ci"][0] <= measured <= at["ci"][1] else "OUTSIDE the 95% interval"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", default="16,24,32,48,64,96,128,512")
@@ -106,9 +115,10 @@ def main() -> None:
     p.add_argument("--items", type=int, default=50)
     p.add_argument("--lr", default="2.0e-3")
     p.add_argument("--refit", action="store_true", help="fit and report from the saved items only")
+    p.add_argument("--note", action="append", default=[], help="--refit: a line for the table's header (e.g. the sweep's time)")
     a = p.parse_args()
     notes = [f"one configuration: lora_r 16, learning_rate {a.lr}, 1 epoch, max_seq_len 192, batch 8; hf backend; "
-             f"items from {ITEMS_CSV.relative_to(REPO)}"]
+             f"items from {ITEMS_CSV.relative_to(REPO)}", *a.note]
     if not a.refit:
         wall = gather([int(x) for x in a.n.split(",")], a.seeds, a.items, a.lr)
         notes.append(f"sweep wall time {wall:.0f} s ({a.seeds} seeds per size, {a.items} items)")
