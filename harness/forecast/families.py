@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 CHUNK = 512  # grid points fitted at once
+PLAUSIBLE = 3.84  # weighted residuals (chi-square units) within which a replicate's fits are not told apart
 
 
 @dataclass
@@ -52,21 +53,38 @@ class Family:
         """(grid, len(t)) basis values x(t) for every grid point."""
         raise NotImplementedError
 
-    def fit(self, t: np.ndarray, y: np.ndarray, w: np.ndarray) -> Fitted:
-        """Weighted least squares of every row of y (replicates x sizes), weights w per size; the grid
-        in chunks, keeping each row's best so far (memory stays replicates x CHUNK)."""
+    def fit(self, t: np.ndarray, y: np.ndarray, w: np.ndarray, rng: np.random.Generator | None = None) -> Fitted:
+        """Weighted least squares of every row of y (replicates x sizes), weights w per size (the inverse
+        of each point's variance), the grid in chunks (memory stays replicates x CHUNK).
+
+        Row 0 (the observed points) gets its best fit. With `rng`, each replicate row gets a grid point
+        drawn at random among those its data cannot tell from its best (weighted residuals within
+        PLAUSIBLE of the least): where the data leave a parameter free (a plateau not yet in view, an
+        onset not yet seen), the replicates spread over what the data allow instead of all taking the
+        grid's edge."""
         x = self.basis(t)  # G x K
         rows = np.arange(len(y))
-        best = (np.zeros(len(y), dtype=int), np.zeros(len(y)), np.zeros(len(y)), np.full(len(y), np.inf))
+        least = np.full(len(y), np.inf)
+        for start, (alpha, beta, sse) in self._chunks(x, y, w):
+            least = np.minimum(least, sse.min(axis=1))
+        bound = least + (PLAUSIBLE if rng is not None else 0.0)
+        bound[0] = least[0]
+        chosen = (np.zeros(len(y), dtype=int), np.zeros(len(y)), np.zeros(len(y)))
+        top = np.full(len(y), -np.inf)
+        for start, (alpha, beta, sse) in self._chunks(x, y, w):
+            keys = np.where(sse <= bound[:, None] + 1e-12, rng.random(sse.shape) if rng is not None else -sse, -np.inf)
+            pick = np.argmax(keys, axis=1)
+            better = keys[rows, pick] > top
+            top = np.where(better, keys[rows, pick], top)
+            chosen = tuple(np.where(better, new, old) for new, old in
+                           zip((start + pick, alpha[rows, pick], beta[rows, pick]), chosen, strict=True))
+        return Fitted(self, *chosen)
+
+    def _chunks(self, x: np.ndarray, y: np.ndarray, w: np.ndarray):
         for start in range(0, len(x), CHUNK):
             stats = _Moments(x[start:start + CHUNK], y, w)
             alpha, beta = self.constrain(stats, *stats.unconstrained())
-            sse = stats.sse(alpha, beta)
-            pick = np.argmin(sse, axis=1)
-            better = sse[rows, pick] < best[3]
-            best = tuple(np.where(better, new, old) for new, old in
-                         zip((start + pick, alpha[rows, pick], beta[rows, pick], sse[rows, pick]), best, strict=True))
-        return Fitted(self, *best[:3])
+            yield start, (alpha, beta, stats.sse(alpha, beta))
 
     def constrain(self, m: _Moments, alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError

@@ -63,7 +63,8 @@ class Forecast:
         if self.abstained or self.ensemble is None:
             raise ValueError("an abstained forecast has no band")
         rng = np.random.default_rng(seed)
-        out = np.array([[p, *weighted_quantile(s, m, [0.025, 0.975])] for p, s, m in (self.ensemble.next_run(n, rng) for n in ns)])
+        out = np.array([[p, lo, max(hi, self.ensemble.continuation(n))] for n in ns
+                        for p, s, m in [self.ensemble.next_run(n, rng)] for lo, hi in [weighted_quantile(s, m, [0.025, 0.975])]])
         return out[:, 0], out[:, 1], out[:, 2]
 
     def sentence(self, label: str | None = None) -> str:
@@ -134,7 +135,7 @@ def forecast(curve: Curve, metric: str, target: float | None = None, at: list[in
                                                                 "reason": abstained})
         return Forecast(metric, points, weights, noise, dict(nothing), [{"n": int(n), **nothing} for n in at], target_row, abstained,
                         suggest, warnings, ens)
-    at_rows = [{"n": int(n), **_interval_row(*ens.next_run(n, rng), upper=learning_seen)} for n in at]
+    at_rows = [{"n": int(n), **_interval_row(*ens.next_run(n, rng), upper=learning_seen, reach=ens.continuation(n))} for n in at]
     plateaus = [f.plateau() for f in ens.fits]
     pooled, mass = ens.samples(plateaus)
     plateau = _interval_row(ens.point(plateaus), pooled, mass, upper=learning_seen)
@@ -145,6 +146,9 @@ def forecast(curve: Curve, metric: str, target: float | None = None, at: list[in
     elif ens.misfit > 0:
         plateau = {"estimate": None, "ci": None, "reason": "the curve families missed the largest size beyond noise when fitted "
                                                            "without it, so where they level off is not to be trusted"}
+    elif ens.last_gain > 0:
+        plateau = {"estimate": None, "ci": [plateau["ci"][0], 1.0], "one_sided": True,
+                   "reason": "still rising beyond noise at the largest size: where it levels off is not in view"}
     elif plateau["one_sided"]:
         plateau = {"estimate": None, "ci": plateau["ci"], "one_sided": True,
                    "reason": "at the cap: a perfect score is within the plateau's interval"}
@@ -154,10 +158,11 @@ def forecast(curve: Curve, metric: str, target: float | None = None, at: list[in
     return Forecast(metric, points, weights, noise, plateau, at_rows, target_row, None, None, warnings, ens)
 
 
-def _interval_row(estimate: float, pooled: np.ndarray, mass: np.ndarray, upper: bool = True) -> dict:
-    """95% interval of a pooled sample; one-sided (its lower bound) where the upper end is the cap or
-    the data cannot bound it (`upper` false)."""
+def _interval_row(estimate: float, pooled: np.ndarray, mass: np.ndarray, upper: bool = True, reach: float = 0.0) -> dict:
+    """95% interval of a pooled sample, its upper end at least `reach`; one-sided (its lower bound)
+    where the upper end is the cap or the data cannot bound it (`upper` false)."""
     lo, hi = (float(v) for v in weighted_quantile(pooled, mass, [0.025, 0.975]))
+    hi = max(hi, reach)
     one_sided = hi >= CAP or not upper  # the cap is no bound of the data's: report what they bound, the lower end
     if one_sided:
         lo, hi = float(weighted_quantile(pooled, mass, 0.05)[0]), 1.0

@@ -38,6 +38,7 @@ class Ensemble:
     held_out: list[dict]  # per held-out size: each family's predictive mean and sd, and the measured mean
     misfit: float  # sd of the held-out misses beyond noise, per unit of log n extrapolated (0: none seen)
     misfit_z: np.ndarray  # per replicate: its draw of that extra slope (in sds)
+    last_gain: float  # the rise per unit of log n over the last step, where shown beyond noise (else 0)
 
     @property
     def names(self) -> list[str]:
@@ -71,6 +72,11 @@ class Ensemble:
         """The point forecast: the families' fits to the observed points (row 0), weighted."""
         return float(sum(w * v[0] for w, v in zip(self.weights, values, strict=True)))
 
+    def continuation(self, n: float) -> float:
+        """The last measured score continued at the last step's rise (per unit of log n): no family may
+        claim, beyond the data, a turn into a plateau sharper than the data show."""
+        return float(min(1.0, self.curve.means[-1] + self.last_gain * max(math.log(n) - self.curve.t[-1], 0.0)))
+
     def next_run(self, n: float, rng: np.random.Generator) -> tuple[float, np.ndarray, np.ndarray]:
         """The score of a new training run at n: point estimate, pooled sample and its weights."""
         values = [v[:, 0] for v in self.predict(np.array([math.log(n)]))]
@@ -96,12 +102,16 @@ def fit_ensemble(curve: Curve, n_boot: int, rng: np.random.Generator, noise: tup
     draws = rng.normal(0.0, 1.0, (n_boot, len(curve.ns)))  # each point's run-to-run noise, in sds
     y, w = _replicates(curve, resampled, draws, run_var)
     fams = families(curve.t)
-    fits = [fam.fit(curve.t, y, w) for fam in fams]
+    fits = [fam.fit(curve.t, y, w, rng) for fam in fams]
     held_out = _held_out(curve, fams, resampled[:HELD_OUT_REPLICATES], draws[:HELD_OUT_REPLICATES])
     log_density = np.sum([[_log_normal(h["measured"], m, s) for m, s in zip(h["mean"], h["sd"], strict=True)] for h in held_out], axis=0)
     weights = np.exp(log_density - log_density.max())
     weights /= weights.sum()
-    return Ensemble(curve, fits, weights, run_var, source, held_out, _misfit_slope(curve, held_out, weights), rng.normal(0, 1, n_boot))
+    measured_var = run_var if source == "replicates" else 0.0
+    rise, se = curve.paired_rise(len(curve.ns) - 1, len(curve.ns) - 2, measured_var)
+    last_gain = rise / (curve.t[-1] - curve.t[-2]) if rise > Z95 * se and rise > 0 else 0.0
+    return Ensemble(curve, fits, weights, run_var, source, held_out, _misfit_slope(curve, held_out, weights), rng.normal(0, 1, n_boot),
+                    last_gain)
 
 
 def _replicates(curve: Curve, resampled: np.ndarray, draws: np.ndarray, run_var: float) -> tuple[np.ndarray, np.ndarray]:
@@ -141,6 +151,7 @@ def _held_out(curve: Curve, fams: list[Family], resampled: np.ndarray, draws: np
         noise = curve.item_variance()[h] + run_var / curve.runs[h]
         means, sds = [], []
         for fam in fams:
+            # best fits only: a family is weighed by how its best fits predicted, not by how widely it can bend
             pred = fam.fit(before.t, y, w).predict(curve.t[h:h + 1])[1:, 0]
             means.append(float(pred.mean()))
             sds.append(math.sqrt(float(pred.var()) + noise))
