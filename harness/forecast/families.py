@@ -65,7 +65,7 @@ class Family:
         x = self.basis(t)  # G x K
         rows = np.arange(len(y))
         least = np.full(len(y), np.inf)
-        for start, (alpha, beta, sse) in self._chunks(x, y, w):
+        for _, (_, _, sse) in self._chunks(x, y, w):
             least = np.minimum(least, sse.min(axis=1))
         bound = least + (PLAUSIBLE if rng is not None else 0.0)
         bound[0] = least[0]
