@@ -25,7 +25,7 @@ def leaderboard(data: StudyData, alpha: float = 0.05) -> pd.DataFrame:
     """One row per candidate, base first; suite headlines with CIs, Δ vs base with its mark."""
     values = data.headline_values()
     suites = sorted({s for _, s in values})
-    board = data.trials.drop(columns="_params")
+    board = data.trials.drop(columns=["_params", "chosen_because"], errors="ignore")  # why a size: in the learning curve
     for suite in suites:
         stats = [mean_ci(values[(c, suite)]) if (c, suite) in values else None for c in board.candidate]
         board[suite] = [s["value"] if s else math.nan for s in stats]
