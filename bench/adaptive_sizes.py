@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,21 +40,23 @@ trackers: [none]
 
 
 def run_sweep(tmp: Path, study: str, sizes: str, sampler: str, trials: int, a) -> tuple[float, object]:
+    """The sweep run (or resumed, in a kept --workdir) and read; its minutes from first start to last end."""
     from harness.store import reading
 
     (tmp / f"{study}.yaml").write_text(SWEEP.format(study=study, repo=REPO, lr=float(a.lr), sizes=sizes, items=a.items,
                                                     sampler=sampler, trials=trials))
-    t0 = time.perf_counter()
     proc = subprocess.run([str(REPO / ".venv/bin/harness"), "sweep", f"{study}.yaml"], cwd=tmp, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"harness sweep {study}.yaml failed:\n{proc.stderr[-3000:]}")
-    wall = time.perf_counter() - t0
     here = os.getcwd()
     os.chdir(tmp)
     try:
-        return wall, reading.load_study(study)
+        data = reading.load_study(study)
     finally:
         os.chdir(here)
+    trials = data.study.get_trials(deepcopy=False)
+    span = max(t.datetime_complete for t in trials if t.datetime_complete) - min(t.datetime_start for t in trials if t.datetime_start)
+    return span.total_seconds(), data
 
 
 def main() -> None:
@@ -72,13 +73,15 @@ def main() -> None:
     p.add_argument("--ratio", type=float, default=2.0)
     p.add_argument("--items", type=int, default=50)
     p.add_argument("--lr", default="2.0e-3")
+    p.add_argument("--workdir", type=Path, default=None, help="keep the sweeps here (a re-run resumes them); default: a temp dir")
     a = p.parse_args()
     spec = AdaptiveSizes(target=a.target, min=16, max=a.max, ratio=a.ratio)
     metric, value = spec.goal
     grid = [16 * 2**k for k in range(20) if 16 * 2**k <= a.max]
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
+        tmp = a.workdir or Path(tmp_name)
+        tmp.mkdir(parents=True, exist_ok=True)
         runs = {"geometric grid": run_sweep(tmp, "w7grid", "{type: categorical, choices: [" + ", ".join(map(str, grid)) + "]}",
                                             "grid", len(grid), a),
                 "adaptive": run_sweep(tmp, "w7adaptive", f"{{adaptive: {{target: {a.target}, min: 16, max: {a.max}, "

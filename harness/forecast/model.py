@@ -161,28 +161,51 @@ def _held_out(curve: Curve, fams: list[Family], resampled: np.ndarray, draws: np
 
 def run_noise(curve: Curve) -> tuple[float, str]:
     """The variance of one training run's mean about the curve, and its source: the repeated runs at
-    one size where there are any, else the curve's lack of fit, else unmeasured (0)."""
+    one size where there are any, else the curve's lack of fit, else unmeasured (0).
+
+    Lack of fit is the extra variance that makes the weighted residuals as large as their degrees of
+    freedom, about a curve that could have made the points: the least of those of the families with a
+    residual degree of freedom and of the monotone (isotonic) fit. A family of the wrong shape (a power
+    law through an S-shaped rise) has large residuals that are not noise; the least is the one least
+    inflated by a wrong shape."""
     seed = curve.seed_variance()
     if seed is not None:
         return seed[0], "replicates"
     item_var = curve.item_variance()
-    # the most flexible family with a residual degree of freedom: the least inflated by a wrong shape
-    usable = [fam for fam in families(curve.t) if fam.name != "flat" and len(curve.ns) - fam.n_params >= 1]
-    if not usable:
-        return 0.0, "unmeasured"
-    fam = max(usable, key=lambda f: f.n_params)
-    dof = len(curve.ns) - fam.n_params
     y = curve.means[None, :]
-    residual = (y - fam.fit(curve.t, y, 1.0 / item_var).predict(curve.t))[0]
+    fits = [(y - fam.fit(curve.t, y, 1.0 / item_var).predict(curve.t))[0] for fam in families(curve.t)
+            if fam.name != "flat" and len(curve.ns) - fam.n_params >= 1]
+    dofs = [len(curve.ns) - fam.n_params for fam in families(curve.t) if fam.name != "flat" and len(curve.ns) - fam.n_params >= 1]
+    monotone, blocks = _isotonic(curve.means, 1.0 / item_var)
+    if len(curve.ns) - blocks >= 1:
+        fits.append(curve.means - monotone)
+        dofs.append(len(curve.ns) - blocks)
+    if not fits:
+        return 0.0, "unmeasured"
+    return min(_excess_variance(residual, item_var, dof) for residual, dof in zip(fits, dofs, strict=True)), "lack of fit"
 
+
+def _excess_variance(residual: np.ndarray, item_var: np.ndarray, dof: int) -> float:
+    """The extra variance s2 at which sum(residual^2 / (item_var + s2)) equals dof (0 if it already does)."""
     def chi2(s2: float) -> float:
         return float((residual**2 / (item_var + s2)).sum())
 
-    # the extra variance that makes the weighted residuals as large as their degrees of freedom
-    lo, hi = 0.0, 1.0
     if chi2(0.0) <= dof:
-        return 0.0, "lack of fit"
+        return 0.0
+    lo, hi = 0.0, 1.0
     for _ in range(60):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if chi2(mid) > dof else (lo, mid)
-    return hi, "lack of fit"
+    return hi
+
+
+def _isotonic(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, int]:
+    """The weighted non-decreasing fit to y (pool adjacent violators) and its number of blocks."""
+    blocks = [[float(v), float(x), 1] for v, x in zip(y, w, strict=True)]  # [mean, weight, count]
+    merged: list[list] = []
+    for block in blocks:
+        merged.append(block)
+        while len(merged) > 1 and merged[-2][0] > merged[-1][0]:
+            (m1, w1, c1), (m2, w2, c2) = merged[-2], merged.pop()
+            merged[-1] = [(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2, c1 + c2]
+    return np.repeat([m for m, _, _ in merged], [c for _, _, c in merged]), len(merged)
