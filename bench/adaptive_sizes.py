@@ -50,11 +50,12 @@ def run_sweep(tmp: Path, study: str, sizes: str, sampler: str, trials: int, a) -
         raise SystemExit(f"harness sweep {study}.yaml failed:\n{proc.stderr[-3000:]}")
     here = os.getcwd()
     os.chdir(tmp)
-    try:
+    try:  # the study's journal is read relative to the working directory
         data = reading.load_study(study)
+        trials = data.study.get_trials(deepcopy=False)
+        data.meta["adaptive_stopped"] = data.study.user_attrs.get("adaptive_stopped", "budget spent")
     finally:
         os.chdir(here)
-    trials = data.study.get_trials(deepcopy=False)
     span = max(t.datetime_complete for t in trials if t.datetime_complete) - min(t.datetime_start for t in trials if t.datetime_start)
     return span.total_seconds(), data
 
@@ -102,7 +103,7 @@ def main() -> None:
                     break
             met = met or "not met"
         else:
-            met = data.study.user_attrs.get("adaptive_stopped", "budget spent")
+            met = data.meta["adaptive_stopped"]
         rows.append([system, len(trials), int(trials.n_samples.sum()), ", ".join(str(int(x)) for x in trials.n_samples),
                      f"{trials.train_s.sum() / 60:.1f}", f"{wall / 60:.1f}", answer, met])
     write_table("adaptive_sizes", f"W7: trainings to the samples {a.target} needs within x{a.ratio:g}, adaptive sizes vs a grid",
