@@ -264,7 +264,7 @@ class FloatParam(Strict):
 class AdaptiveSizes(Strict):
     """`n_samples: {adaptive: {target: SUITE.METRIC=VALUE, min: 16, max: 1024}}`: the sweep chooses each
     next training size itself (forecast/planning.py): after min, 2x, 4x and 8x min, the size that most
-    narrows the forecast per training sample (of the samples `target` needs; without a target, of the
+    narrows the forecast for its cost (of the samples `target` needs; without a target, of the
     score at `max`), until that interval is within `ratio` (hi/lo of the samples needed) or `width`
     (of the score at max), or the budget is spent. It traces one configuration: every other
     parameter of the space has one value."""

@@ -6,13 +6,14 @@ again, and the sweep
   of the 95% interval), the target is already reached at the smallest size or shown out of reach;
   without a target, the 95% interval of a next run's score at `max` is narrower than `width`;
 - trains at the size the forecast names when it abstains (a size past the largest, within max);
-- otherwise trains at the candidate size (1.5x to 8x the largest, and the current estimate of the
-  samples needed, all within max) whose score would most narrow the forecast per training sample.
+- otherwise trains at the candidate size (1.5x to 8x the largest, max, the geometric middle of each
+  gap between trained sizes, and the current estimate of the samples needed; none within 10% of a
+  trained size) whose score would most narrow the forecast for its cost.
 
 "Most narrow" is the expected reduction of the forecast's variance (of log samples-needed, or of the
 score at max) from observing a next run's score at that size, estimated over the forecast's own
 replicates (linear Bayes: Cov(Q, y)^2 / Var(y), y with its measurement noise); a training's cost is
-taken as its number of samples.
+taken as its number of samples plus a fixed 8x min for what every trial pays (loading, scoring).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from harness.forecast.model import N_MAX
 
 LADDER = (1, 2, 4, 8)  # the first sizes, as multiples of min
 STEPS = (1.5, 2, 3, 4, 8)  # candidate next sizes, as multiples of the largest so far
+OVERHEAD = 8  # a training's fixed cost (loading, scoring) in samples, as a multiple of min (W7: ~50 s of a 16-row trial's 60)
 
 
 @dataclass
@@ -52,15 +54,16 @@ def next_size(curve: Curve | None, spec: AdaptiveSizes, metric: str, n_boot: int
         return Step(n, f"no forecast yet ({f.abstained}): {f.suggest['why']}")
     if answer := answered(f, spec):
         return Step(None, f"stopped: {answer}")
-    candidates = {int(round(largest * m)) for m in STEPS}
+    candidates = {int(round(largest * m)) for m in STEPS} | {spec.max}
+    candidates |= {int(round(math.sqrt(a * b))) for a, b in zip(done, done[1:], strict=False) if b > 1.3 * a}  # gaps between sizes
     if target is not None and f.target["n"]["estimate"] is not None:
         candidates.add(int(round(f.target["n"]["estimate"])))
-    candidates = sorted(c for c in candidates | {spec.max} if largest < c <= spec.max)
+    candidates = sorted(c for c in candidates if spec.min <= c <= spec.max and all(abs(math.log(c / n)) > 0.1 for n in done))
     if not candidates:
-        return Step(None, f"stopped: max {spec.max} is trained and the forecast is still {_state(f, spec)}")
-    gains = [_narrowing(f, c, spec) / c for c in candidates]
+        return Step(None, f"stopped: no size within max {spec.max} is left to train and the forecast is still {_state(f, spec)}")
+    gains = [_narrowing(f, c, spec) / (c + OVERHEAD * spec.min) for c in candidates]
     best = candidates[int(np.argmax(gains))]
-    return Step(best, f"narrows the forecast most per training sample (it is {_state(f, spec)})")
+    return Step(best, f"narrows the forecast most for its cost (it is {_state(f, spec)})")
 
 
 def answered(f: Forecast, spec: AdaptiveSizes) -> str | None:

@@ -224,7 +224,7 @@ def test_adaptive_sizes_start_with_a_ladder_then_follow_the_forecast():
     late = next_size(Curve.from_items(curve_of({16: 0.03, 32: 0.02, 64: 0.04, 128: 0.6})), spec, "t.acc", n_boot=100)
     assert late.n == 256 and "no forecast yet" in late.why and "past the onset" in late.why
     step = next_size(Curve.from_items(curve_of({n: power(n) for n in NS}, items=400)), spec, "t.acc", n_boot=200)
-    assert 256 < step.n <= 4096 and "narrows the forecast most per training sample" in step.why, step
+    assert 256 < step.n <= 4096 and "narrows the forecast most for its cost" in step.why, step
     done = next_size(Curve.from_items(curve_of({n: power(n) for n in NS})), AdaptiveSizes(target="t.acc=0.1", max=4096), "t.acc",
                      n_boot=100)
     assert done.n is None and "already reached at the smallest size" in done.why
