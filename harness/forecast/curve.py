@@ -70,10 +70,6 @@ class Curve:
     def runs(self) -> np.ndarray:
         return np.array([len(r) for r in self.run_means])
 
-    @property
-    def binary(self) -> bool:
-        return bool(np.isin(self.items, (0.0, 1.0)).all())
-
     def item_variance(self) -> np.ndarray:
         """Per size: the variance of the mean from which items were drawn, floored at that of one item
         in n (a mean of 0 or 1 over n items is not known exactly)."""

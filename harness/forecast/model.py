@@ -34,7 +34,6 @@ class Ensemble:
     fits: list[Fitted]  # per family: row 0 the observed points, then the bootstrap replicates
     weights: np.ndarray  # per family, summing to 1
     run_var: float  # variance of one new run's mean about the curve
-    run_source: str  # "replicates", "lack of fit" or "unmeasured"
     held_out: list[dict]  # per held-out size: each family's predictive mean and sd, and the measured mean
     misfit: float  # sd of the held-out misses beyond noise, per unit of log n extrapolated (0: none seen)
     misfit_z: np.ndarray  # per replicate: its draw of that extra slope (in sds)
@@ -110,7 +109,7 @@ def fit_ensemble(curve: Curve, n_boot: int, rng: np.random.Generator, noise: tup
     measured_var = run_var if source == "replicates" else 0.0
     rise, se = curve.paired_rise(len(curve.ns) - 1, len(curve.ns) - 2, measured_var)
     last_gain = rise / (curve.t[-1] - curve.t[-2]) if rise > Z95 * se and rise > 0 else 0.0
-    return Ensemble(curve, fits, weights, run_var, source, held_out, _misfit_slope(curve, held_out, weights), rng.normal(0, 1, n_boot),
+    return Ensemble(curve, fits, weights, run_var, held_out, _misfit_slope(curve, held_out, weights), rng.normal(0, 1, n_boot),
                     last_gain)
 
 
