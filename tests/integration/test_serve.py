@@ -16,7 +16,7 @@ from harness.score.backends import (
     serve,
 )
 
-pytest.importorskip("vllm")
+pytestmark = pytest.mark.needs("vllm")
 
 
 def free_port() -> int:

@@ -98,11 +98,22 @@ def test_padding_free_batches_and_the_trainer_loss_equal_the_padded_batch_loss(t
     assert abs(joined - loss_a) > 1e-3
 
 
-@pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bf16 (AVX512-BF16/AMX): dtype auto trains in float32")
-def test_bf16_autocast_loss_curve_stays_near_float32(tiny_model, tmp_path):
-    """dtype bfloat16 is autocast over float32 weights: the first step (same weights) within 1% of
-    float32's loss, the next steps within 10% (the trajectories part as bf16 rounds the updates)."""
+def test_bf16_where_the_cpu_has_it_and_float32_where_it_does_not(tiny_model, tmp_path):
+    """Needs a CPU with AVX512-BF16 or AMX (or a bf16 GPU) for bf16; elsewhere it runs the fallback.
+    With native bf16: dtype bfloat16 is autocast over float32 weights, the first step (same weights)
+    within 1% of float32's loss, the next steps within 10% (the trajectories part as bf16 rounds the
+    updates), and dtype auto picks bf16. Without it: dtype auto trains in float32 and an explicit
+    bfloat16 is refused with exit 2, before any model loads."""
     base = resolve_base(str(tiny_model))
+    auto = train(base, tiny_cfg(n_samples=16, max_steps=1, batch_size=4, dtype="auto"), tmp_path / "auto")
+    if not bf16_supported():
+        assert auto["dtype"] == "float32"
+        proc = run_cli("train", "--base", str(tiny_model), "--data", str(DATA), "--n-samples", "16", "--max-steps", "1",
+                       "--dtype", "bfloat16", "--out", str(tmp_path / "refused"))
+        assert proc.returncode == 2 and "no native bf16" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not (tmp_path / "refused").exists()
+        return
+    assert auto["dtype"] == "bfloat16"
     curves = {}
     for dtype in ("float32", "bfloat16"):
         record = train(base, tiny_cfg(n_samples=16, max_steps=3, batch_size=4, dtype=dtype), tmp_path / dtype)

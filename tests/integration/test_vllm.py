@@ -16,7 +16,7 @@ from harness.score.backends import (
 )
 from harness.score.backends.vllm import VLLMBackend
 
-pytest.importorskip("vllm")
+pytestmark = pytest.mark.needs("vllm")
 
 PROMPTS = [
     ("Invoice INV-20417 from Acme Corp, dated 2024-03-05.", ' {"type": "invoice"}'),
