@@ -70,6 +70,8 @@ def doctor(
     if parity:
         _parity(base, adapter, server)
         return
+    if adapter or server or base != "default":
+        raise UserError("--base, --adapter and --server: only with --parity")
 
     checks = run_checks()
     table = Table("check", "status", "detail")
@@ -224,11 +226,14 @@ def _print_scores(summary, suites) -> None:
 
 
 def _parity(base_spec: str, adapters: list[str], server: str | None) -> None:
-    from harness.models import resolve_base
+    from harness.models import check_adapter, resolve_base
     from harness.score.backends import parity
 
+    parsed = _parse_adapters(adapters)
     base = resolve_base(base_spec)
-    rows = parity.check(base, [p for _, p in _parse_adapters(adapters)], server)
+    for name, path in parsed:
+        check_adapter(path, base, f"--adapter {name}={path}")
+    rows = parity.check(base, [p for _, p in parsed], server)
     bad = [r for r in rows if not r["ok"]]
     worst = max((abs(r["hf"] - r["vllm"]) for r in rows if r["check"] == "prompt logprob"), default=0.0)
     console.print(f"parity hf vs vllm (float32): {len(rows) - len(bad)}/{len(rows)} checks agree; "
@@ -275,10 +280,22 @@ def serve(
     max_lora_rank: Annotated[int, typer.Option(help="largest rank of adapters loaded later at run time")] = 64,
 ):
     """Serve the base model and its adapters with vLLM's OpenAI-compatible server (run-time adapter loading on)."""
-    from harness.models import resolve_base
+    from harness.models import check_adapter, resolve_base
     from harness.score.backends import serve as server
 
-    proc, url = server.start(resolve_base(base), _parse_adapters(adapter), host, port, dtype, max_lora_rank)
+    adapters = _parse_adapters(adapter)
+    if dtype not in ("float32", "bfloat16"):
+        raise UserError(f"--dtype {dtype}: expected float32 or bfloat16")
+    if not 0 < port < 65536:
+        raise UserError(f"--port {port}: expected 1 to 65535")
+    if max_lora_rank < 1:
+        raise UserError(f"--max-lora-rank {max_lora_rank}: must be at least 1")
+    resolved = resolve_base(base)
+    for name, path in adapters:  # as eval checks them, before the server starts (a minute on CPU)
+        flag = f"--adapter {name}={path}"
+        if (rank := check_adapter(path, resolved, flag).get("r", 8)) > max_lora_rank:
+            raise UserError(f"{flag}: rank {rank} is above --max-lora-rank {max_lora_rank}")
+    proc, url = server.start(resolved, adapters, host, port, dtype, max_lora_rank)
     try:
         models = server.wait_ready(url, proc)
         console.print(f"serving {', '.join(models)} at {url}/v1  (Ctrl-C stops)")

@@ -72,12 +72,12 @@ def check(base: BaseModel, parents: list[tuple[str, Path]], method: str, weights
 def merge(base: BaseModel, parents: list[tuple[str, Path]], method: str, out: Path, weights: list[float] | None = None,
           density: float | None = None, svd_rank: int | None = None) -> dict:
     """Write the merged adapter to `out` (published whole) with merge.json; returns merge.json's content."""
-    from peft import PeftModel
-
     out = Path(out)
     if out.exists():
         raise UserError(f"--out {out}: already exists; remove it or choose another directory")
     configs = check(base, parents, method, weights, density, svd_rank)
+    from peft import PeftModel  # after the checks: bad input is refused without loading peft (seconds)
+
     weights = weights or [1.0] * len(parents)
     names = [f"p{i}" for i in range(len(parents))]  # peft adapter names: the user's may clash with peft's own ("default")
     model = PeftModel.from_pretrained(load_causal_lm(base, "float32"), str(parents[0][1]), adapter_name=names[0])
