@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import cli_options
+import numpy as np
 import pytest
 from conftest import REPO, make_study
 
