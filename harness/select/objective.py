@@ -49,12 +49,12 @@ class Utility:
     @classmethod
     def of(cls, meta: dict) -> Utility:
         objectives = meta.get("objectives") or []
-        if len(objectives) > 1:
+        if objectives:  # the sweep's own objectives (one may be minimized), not the suites' weighted headlines
             first = objectives[0]
             sign = -1.0 if first.get("direction") == "minimize" else 1.0
             metric = first.get("metric") or meta.get("headline", {}).get(first["suite"]) or "score"
-            return cls([(first["suite"], metric, sign)], f"the first objective, {first['suite']}.{metric} "
-                                                         f"({first.get('direction', 'maximize')}d)")
+            which = "the first objective" if len(objectives) > 1 else "the objective"
+            return cls([(first["suite"], metric, sign)], f"{which}, {first['suite']}.{metric} ({first.get('direction', 'maximize')}d)")
         weights, headline = meta.get("weights", {}), meta.get("headline", {})
         parts = [(s, headline.get(s) or "score", float(w)) for s, w in weights.items() if w]
         text = " + ".join(f"{w:g} x {s}.{m}" for s, m, w in parts)

@@ -180,3 +180,61 @@ def test_a_multi_objective_study_shows_its_pareto_front_and_picks_by_the_first_o
     assert pareto_front(data) == ["trial-1", "trial-2"]  # trial-3 is beaten on both
     best = pick(data)
     assert best.candidate == "trial-1" and best.utility.startswith("the first objective, task.score")
+
+
+def study_with(root, name: str, objective: dict, trials: dict) -> None:
+    """A real study (journal, items, artifacts) with its own objective record; trials: name -> (params, {suite: {metric: values}})."""
+    import optuna
+    from conftest import make_study
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    make_study(root, name, trials)
+    study = optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(root / "runs" / name / "journal.log"))))
+    study.set_user_attr("objective", objective)
+
+
+def test_a_minimized_objective_picks_the_lowest_and_the_report_options_take_effect(tmp_path, harness_home):
+    """objectives: [{metric: loss, direction: minimize}]: the pick is the lowest loss, whatever the suite's headline says."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    low_loss = {"extraction": {"field_f1": np.full(200, 0.80), "loss": rng.normal(0.20, 0.05, 200)}}
+    high_loss = {"extraction": {"field_f1": np.full(200, 0.95), "loss": rng.normal(0.60, 0.05, 200)}}
+    study_with(tmp_path, "lossy", {"weights": {"extraction": 1.0}, "headline": {"extraction": "field_f1"}, "directions": ["minimize"],
+                                   "objectives": [{"suite": "extraction", "metric": "loss", "direction": "minimize"}]},
+               {"base": ({}, {"extraction": {"field_f1": np.zeros(200), "loss": rng.normal(2.0, 0.1, 200)}}),
+                "trial-1": ({"lora_r": 8, "n_samples": 64}, high_loss), "trial-2": ({"lora_r": 8, "n_samples": 64}, low_loss)})
+    out = tmp_path / "elsewhere"
+    runs = {alpha: run_cli("report", "lossy", "--pick", "best-mean", "--alpha", alpha, "--out", str(out / alpha), cwd=tmp_path)
+            for alpha in ("0.05", "0.25")}
+    assert all(p.returncode == 0 for p in runs.values()), [p.stderr[-1500:] for p in runs.values()]
+    assert not (tmp_path / "reports/lossy").exists()  # --out is where it all went
+    best = {a: json.loads((out / a / "best.json").read_text()) for a in runs}
+    assert best["0.05"]["candidate"] == "trial-2" and best["0.05"]["utility"] == "the objective, extraction.loss (minimized)"
+    assert best["0.05"]["rule"] == "best objective on the selection items"  # --pick best-mean
+    wide, narrow = (best[a]["confirmed"]["ci"] for a in ("0.05", "0.25"))
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]  # --alpha: a 75% interval is narrower than a 95% one
+    assert pd.read_csv(out / "0.05/leaderboard.csv").candidate.tolist()[1:] == ["trial-2", "trial-1"]  # lowest loss first
+    # The default rule on the same study: the low-loss trial is shown better, so nothing cheaper is near it.
+    default = run_cli("report", "lossy", "--out", str(out / "rule"), cwd=tmp_path)
+    assert default.returncode == 0 and json.loads((out / "rule/best.json").read_text())["candidate"] == "trial-2"
+
+
+def test_equal_sample_counts_break_the_tie_by_the_smaller_lora_rank(tmp_path, harness_home, monkeypatch):
+    import numpy as np
+    from conftest import bern, make_study
+
+    top = bern(0.8, 400, 5)
+    close = top.copy()
+    close[np.flatnonzero(top)[:3]] = 0.0  # 3 items of 400 worse: within 0.1, and told apart from nothing
+    make_study(tmp_path, "ranks", {
+        "base": ({}, {"extraction": {"field_f1": np.zeros(400)}}),
+        "trial-1": ({"lora_r": 8, "n_samples": 64}, {"extraction": {"field_f1": top}}),
+        "trial-2": ({"lora_r": 4, "n_samples": 64}, {"extraction": {"field_f1": close}}),
+    })
+    monkeypatch.chdir(tmp_path)
+    data = reading.load_study("ranks")
+    near = pick(data, options=PickOptions(margin=0.1))
+    assert near.candidate == "trial-2" and set(near.near_best) == {"trial-1", "trial-2"}  # same samples: the smaller rank
+    none_shown = pick(data, options=PickOptions(margin=0.0001))
+    assert none_shown.candidate == "trial-1" and not none_shown.shown_within_margin  # the fallback: the most-trained (larger rank)
