@@ -201,3 +201,33 @@ def test_one_shared_item_is_not_a_comparison(tmp_path):
     v = check(GateConfig(rules=[{"metric": "t.acc", "max_regression": 0.1, "mode": "confident"}]), Results.load(a), "cand",
               (Results.load(b), "base"))[0]
     assert not v.passed and "1 items shared" in v.detail
+
+
+def test_every_baseline_spelling_compares_against_the_named_results(tmp_path, good):
+    """--baseline trial-N / NAME (same results), DIR and DIR:NAME (another results directory), champion:
+    the regression rule's verdict follows the baseline named."""
+    stronger = write_results(tmp_path / "old", {"sharp": {"extraction": {"field_f1": np.ones(200)}, "mmlu": {"acc": np.ones(300)}},
+                                                 "dull": {"extraction": {"field_f1": np.zeros(200)}, "mmlu": {"acc": np.zeros(300)}}})
+    verdicts = {}
+    for baseline in ("base", f"{stronger}:sharp", f"{stronger}:dull", str(stronger)):
+        proc, _ = gate(tmp_path, good, "point", "--candidate", "r16", "--baseline", baseline)
+        doc = json.loads((tmp_path / "verdict.json").read_text())
+        verdicts[baseline] = (proc.returncode, doc["baseline"], doc["rules"][-1]["passed"])
+    assert verdicts["base"] == (0, "base", True)  # same MMLU items as the base: no regression
+    assert verdicts[f"{stronger}:sharp"] == (1, "sharp", False)  # every MMLU item right before: a regression
+    assert verdicts[f"{stronger}:dull"] == (0, "dull", True)
+    assert verdicts[str(stronger)][1] == "sharp"  # DIR alone: its first non-base candidate
+    # --baseline champion before any promotion is a clear error, not a silent fallback to the base
+    proc, _ = gate(tmp_path, good, "point", "--candidate", "r16", "--baseline", "champion")
+    assert proc.returncode == 2 and "--baseline champion: no " in proc.stderr and "--promote" in proc.stderr
+
+
+def test_a_study_trial_is_a_baseline_by_its_trial_name(study_root):
+    """trial-1 (0.95) against trial-2 (0.60) and back: only the second regresses."""
+    (study_root / "rules.yaml").write_text("rules:\n  - {metric: extraction.field_f1, max_regression: 0.05, mode: point}\n")
+    forward = gate_study(study_root, "--candidate", "trial-1", "--baseline", "trial-2")
+    back = gate_study(study_root, "--candidate", "trial-2", "--baseline", "trial-1")
+    assert forward.returncode == 0 and back.returncode == 1, forward.stderr + back.stderr
+    doc = json.loads((study_root / "verdict.json").read_text())
+    assert doc["candidate"] == "trial-2" and doc["baseline"] == "trial-1"
+    assert doc["rules"][0]["value"] == pytest.approx(0.60) and doc["rules"][0]["threshold"] == pytest.approx(0.90)  # trial-1 less 0.05
