@@ -17,6 +17,7 @@ from harness.store import paths
 class ResponseCache:
     def __init__(self, path: Path | None = None, enabled: bool = True):
         self.enabled = enabled
+        self.asked = self.hits = 0  # answers looked up, and found (the run's log says how many were reused)
         self.path = path or paths.response_cache()
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +31,7 @@ class ResponseCache:
         return sha256_json([request.candidate.hash, backend, dtype, type(request).__name__, fields])
 
     def get_many(self, keys: list[str]) -> dict[str, object]:
+        self.asked += len(keys)
         if not self.enabled or not keys:
             return {}
         found = {}
@@ -37,6 +39,7 @@ class ResponseCache:
             chunk = keys[start:start + 500]
             rows = self._db.execute(f"SELECT key, value FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk)
             found.update((k, json.loads(v)) for k, v in rows)
+        self.hits += len(found)
         return found
 
     def put_many(self, items: dict[str, object]) -> None:

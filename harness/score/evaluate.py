@@ -130,6 +130,7 @@ def evaluate(candidates: list[Candidate], suites: list[Suite], backend: Backend,
     with (contextlib.nullcontext(live) if live is not None else own) as bar:
         for suite in suites:
             task_id = bar.add_task(f"  scoring {suite.name} × {len(candidates)} candidates", total=None)
+            asked, hits = cache.asked, cache.hits
             for attempt in (1, 2):
                 try:
                     frame, seconds = score_suite(suite, candidates, backend, cache, tokenizer,
@@ -146,7 +147,8 @@ def evaluate(candidates: list[Candidate], suites: list[Suite], backend: Backend,
                                                                candidates=[c.name for c in candidates]))
                     continue
                 run.add(suite.name, frame, seconds)
-                log.info("%s: %d items x %d candidates in %.1f s", suite.name, len(suite.rows), len(candidates), seconds)
+                log.info("%s: %d items x %d candidates in %.1f s (%s)", suite.name, len(suite.rows), len(candidates), seconds,
+                         f"{cache.hits - hits} of {cache.asked - asked} answers from the cache" if cache.enabled else "cache off")
                 break
             bar.remove_task(task_id)
     return run

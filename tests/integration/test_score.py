@@ -227,3 +227,23 @@ def test_one_model_named_two_ways_is_one_base(smollm2_dir, tmp_path, harness_hom
     train(by_name, TrainConfig(data=REPO / "suites/extraction/train.jsonl", n_samples=8, lora_r=4, max_steps=1, max_seq_len=128,
                                dtype="float32"), adapter)
     assert make_candidate("a", by_path, adapter).hash == make_candidate("a", by_name, adapter).hash
+
+
+def test_eval_cache_and_dtype_options_through_the_cli(tiny_model, tiny_adapters, tmp_path, harness_home):
+    """A re-run answers from the cache, --no-cache recomputes (the same answers), --dtype bfloat16 scores
+    in bf16: recorded as such and never answered from float32's cache."""
+    args = ["eval", "--base", str(tiny_model), "--adapter", f"r8={tiny_adapters['r8']}", "--suite", "mmlu", "--limit", "4"]
+    runs = {name: run_cli(*args, *extra, "--out", str(tmp_path / name))
+            for name, extra in (("first", []), ("again", []), ("fresh", ["--no-cache"]), ("bf16", ["--dtype", "bfloat16"]))}
+    assert all(p.returncode == 0 for p in runs.values()), {k: p.stderr[-1500:] for k, p in runs.items()}
+
+    def cache_note(name):
+        return runs[name].stderr.split("mmlu: 4 items x 2 candidates in ")[1].split("(")[1].split(")")[0]
+
+    assert cache_note("first") == "0 of 32 answers from the cache"  # 4 items x 4 choices x 2 candidates
+    assert cache_note("again") == "32 of 32 answers from the cache"
+    assert cache_note("fresh") == "cache off" and cache_note("bf16") == "0 of 32 answers from the cache"
+    items = {name: pd.read_parquet(tmp_path / name / "items.parquet") for name in runs}
+    cols = ["candidate", "item_id", "prediction", "score"]
+    pd.testing.assert_frame_equal(items["first"][cols], items["fresh"][cols])
+    assert set(items["first"].dtype) == {"float32"} and set(items["bf16"].dtype) == {"bfloat16"}
