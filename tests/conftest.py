@@ -164,6 +164,30 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path
     )
 
 
+HEAVY = ("transformers.modeling_utils", "peft", "trl", "vllm")  # what loading a model or an engine imports
+NOTING_IMPORTS = f"""
+import atexit, os, sys
+def _report():
+    with open(os.environ["HARNESS_TEST_IMPORTS"], "w") as fh:
+        fh.write(",".join(m for m in {HEAVY!r} if m in sys.modules))
+atexit.register(_report)
+sys.argv = ["harness", *sys.argv[1:]]
+from harness.cli import main
+main()
+"""
+
+
+def run_cli_noting_imports(*args: str, cwd: Path, timeout: float = 300) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run `harness` and note which model-loading modules it imported by its exit: "before any model
+    loads" is asserted, not timed."""
+    imports = Path(tempfile.mkdtemp(prefix="harness-imports-")) / "imports.txt"
+    env = {**os.environ, "HARNESS_TEST_IMPORTS": str(imports), "HARNESS_REEXEC": "1", "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-c", NOTING_IMPORTS, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+    loaded = [m for m in imports.read_text().split(",") if m] if imports.exists() else ["(no report: the process died)"]
+    shutil.rmtree(imports.parent, ignore_errors=True)
+    return proc, loaded
+
+
 @pytest.fixture(scope="session")
 def tiny_adapters(tiny_model, tmp_path_factory) -> dict[str, Path]:
     """Two real adapters of different ranks trained on the tiny model (a few steps each)."""

@@ -12,6 +12,8 @@ late, or get silently wrong, is a UserError before any model loads:
   peft's internals, which may change.
 - The parents must adapt the same modules: a module only some parents adapt would be merged with an
   implicit zero and a weight the user did not ask for.
+- One parent can only be scaled (`linear`): peft merges a single adapter linearly whatever the method,
+  so `svd --svd-rank 4` of one rank-8 adapter would silently stay rank 8.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def check(base: BaseModel, parents: list[tuple[str, Path]], method: str, weights
         raise UserError(f"--method {method}: expected one of {', '.join(METHODS)}")
     if not parents:
         raise UserError("--adapter: give at least one NAME=DIR to merge")
+    if len(parents) == 1 and method != "linear":
+        raise UserError(f"--method {method}: needs two or more adapters (peft merges a single one linearly, whatever the method); "
+                        "use --method linear to scale one")
     if weights is not None and len(weights) != len(parents):
         raise UserError(f"--weights: {len(weights)} weights for {len(parents)} adapters")
     if method in USES_DENSITY and not (density is not None and 0 < density <= 1):

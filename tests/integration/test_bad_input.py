@@ -1,13 +1,11 @@
 """Bad input, as a new user writes it, to every command: exit 2, one line naming the file (and the
 field), no traceback, nothing loaded.
 
-"Nothing loaded" is asserted, not timed: the CLI runs under a wrapper that records, at exit, which
-model-loading modules were imported at all (transformers' modeling code, peft, trl, vllm). A command
-that rejects its input before any heavy work never imports them.
+"Nothing loaded" is asserted, not timed (conftest.run_cli_noting_imports): a command that rejects its
+input before any heavy work never imports transformers' modeling code, peft, trl or vllm.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,19 +13,8 @@ from pathlib import Path
 import cli_options
 import numpy as np
 import pytest
-from conftest import REPO, make_study
+from conftest import REPO, make_study, run_cli_noting_imports
 
-HEAVY = ("transformers.modeling_utils", "peft", "trl", "vllm")
-WRAPPER = f"""
-import atexit, os, sys
-def _report():
-    with open(os.environ["HARNESS_TEST_IMPORTS"], "w") as fh:
-        fh.write(",".join(m for m in {HEAVY!r} if m in sys.modules))
-atexit.register(_report)
-sys.argv = ["harness", *sys.argv[1:]]
-from harness.cli import main
-main()
-"""
 TRAIN = REPO / "suites/extraction/train.jsonl"
 EXTRACTION = REPO / "suites/extraction"
 
@@ -243,8 +230,10 @@ CASES = [
                                                     "--out", t / "o"], ["--method average", "expected one of"]),
     ("merge weights are not numbers", "merge", lambda t, m: ["--base", m, "--adapter", f"a={adapter_of_rank(t, 8)}", "--method", "linear",
                                                              "--weights", "half", "--out", t / "o"], ["--weights half"]),
-    ("merge density above 1", "merge", lambda t, m: ["--base", m, "--adapter", f"a={adapter_of_rank(t, 8)}", "--method", "ties",
-                                                     "--density", "1.5", "--out", t / "o"], ["--density 1.5"]),
+    ("merge density above 1", "merge", lambda t, m: ["--base", m, "--adapter", f"a={adapter_of_rank(t, 8)}", "--adapter", f"b={t / 'r8'}",
+                                                     "--method", "ties", "--density", "1.5", "--out", t / "o"], ["--density 1.5"]),
+    ("merge one adapter by svd", "merge", lambda t, m: ["--base", m, "--adapter", f"a={adapter_of_rank(t, 8)}", "--method", "svd",
+                                                        "--svd-rank", "4", "--out", t / "o"], ["--method svd", "two or more"]),
     ("merge adapter directory missing", "merge", lambda t, m: ["--base", m, "--adapter", f"a={t / 'gone'}", "--method", "linear",
                                                                "--out", t / "o"], ["--adapter a=", "gone"]),
     ("doctor adapter without --parity", "doctor", lambda t, m: ["--adapter", f"a={t}"], ["--adapter", "only with --parity"]),
@@ -264,16 +253,14 @@ def test_bad_input_exits_2_with_one_line_and_loads_nothing(case, command, argv, 
     work = tmp_path / "work"
     work.mkdir()
     args = [command, *map(str, argv(work, tiny_model))]
-    imports = tmp_path / "imports.txt"
-    env = {**os.environ, "HARNESS_TEST_IMPORTS": str(imports), "HARNESS_REEXEC": "1", "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-c", WRAPPER, *args], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    proc, loaded = run_cli_noting_imports(*args, cwd=tmp_path)
     assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stderr[-2000:]}"
     assert "Traceback" not in proc.stderr + proc.stdout
     errors = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: "), proc.stderr
     for text in expect:
         assert text in errors[0], f"{text!r} not in {errors[0]!r}"
-    assert imports.read_text() == "", f"loaded {imports.read_text()} before rejecting the input"
+    assert loaded == [], f"loaded {loaded} before rejecting the input"
 
 
 def test_the_table_covers_every_command():

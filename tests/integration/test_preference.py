@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, run_cli_noting_imports
 from safetensors.torch import load_file
 
 from harness.config import TrainConfig
@@ -127,17 +127,47 @@ def test_merge_rules_are_exit_2_before_any_model_loads(tiny_model, tiny_adapters
         (["--adapter", f"a={tiny_adapters['r8']}", "--adapter", f"rs={rs}", "--method", "cat"], ["--adapter rs", "use_rslora"]),
         (["--adapter", f"a={tiny_adapters['r8']}", "--adapter", f"b={tiny_adapters['r4']}", "--method", "ties", "--density", "0.5"],
          ["--method ties", "equal rank", "a r=8", "b r=4"]),
-        (["--adapter", f"a={tiny_adapters['r8']}", "--method", "dare_linear"], ["--density"]),
+        (["--adapter", f"a={tiny_adapters['r8']}", "--adapter", f"b={tiny_adapters['r8']}", "--method", "dare_linear"], ["--density"]),
+        (["--adapter", f"a={tiny_adapters['r8']}", "--method", "svd", "--svd-rank", "4"], ["--method svd", "two or more"]),
         (["--adapter", f"a={tiny_adapters['r8']}", "--method", "avg"], ["--method avg"]),
         (["--adapter", f"a={tiny_adapters['r8']}", "--adapter", f"b={tiny_adapters['r4']}", "--method", "cat", "--weights", "1"],
          ["--weights", "1 weights for 2"]),
     ]
     for argv, expect in cases:
-        proc = run_cli("merge", "--base", str(tiny_model), *argv, "--out", str(tmp_path / "never"))
+        proc, loaded = run_cli_noting_imports("merge", "--base", tiny_model, *argv, "--out", tmp_path / "never", cwd=tmp_path)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert loaded == [], (argv, loaded)
         errors = [line for line in proc.stderr.splitlines() if line.strip()]
         assert len(errors) == 1 and all(e in errors[0] for e in expect), (expect, errors)
     assert not (tmp_path / "never").exists()
+
+
+def test_svd_dare_and_magnitude_prune_merges_do_what_they_say(tiny_model, two_rank8, tmp_path):
+    a, b = two_rank8
+
+    def merge(name, *argv):
+        proc = run_cli("merge", "--base", str(tiny_model), "--adapter", f"a={a}", "--adapter", f"b={b}", *argv, "--out", str(tmp_path / name))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return load_file(tmp_path / name / "adapter_model.safetensors")
+
+    # svd re-factorises the summed delta at --svd-rank: the best rank-4 approximation of it (Eckart-Young).
+    merge("svd", "--method", "svd", "--svd-rank", "4")
+    assert json.loads((tmp_path / "svd/adapter_config.json").read_text())["r"] == 4
+    merged, da, db = lora_deltas(tmp_path / "svd"), lora_deltas(a), lora_deltas(b)
+    for module, delta in merged.items():
+        total = da[module] + db[module]
+        best = torch.linalg.svdvals(total)[4:].square().sum().sqrt()
+        assert float(torch.linalg.norm(delta - total)) <= 1.001 * float(best) + 1e-9, module
+    # dare_linear and magnitude_prune keep a --density share of each parent's entries: all of them is a
+    # linear merge; half of them zeroes the entries both parents dropped (about a quarter).
+    linear = merge("linear", "--method", "linear")
+    for method in ("dare_linear", "magnitude_prune"):
+        whole, half = merge(f"{method}1", "--method", method, "--density", "1.0"), merge(f"{method}05", "--method", method, "--density", "0.5")
+        assert all(torch.equal(whole[k], linear[k]) for k in linear), method
+        a_keys = [k for k in half if "lora_A" in k]
+        zeros = sum(int((half[k] == 0).sum()) for k in a_keys) / sum(half[k].numel() for k in a_keys)
+        assert 0.18 < zeros < 0.32, (method, zeros)
+        assert json.loads((tmp_path / f"{method}05/merge.json").read_text())["density"] == 0.5
 
 
 @pytest.mark.needs("vllm")

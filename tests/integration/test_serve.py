@@ -4,8 +4,10 @@ import json
 import socket
 import urllib.request
 
+import pandas as pd
 import psutil
 import pytest
+from conftest import run_cli
 
 from harness.models import resolve_base
 from harness.score.backends import (
@@ -89,3 +91,16 @@ def test_sigterm_to_harness_serve_stops_the_server_and_frees_the_port(tiny_model
     assert not alive, f"left running: {[p.cmdline() for p in alive]}"
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
+
+
+def test_eval_against_a_running_server_through_the_cli(server, tiny_model, tiny_adapters, tmp_path, harness_home):
+    """harness eval --backend vllm --server URL: scored by the server (recorded as vllm), with the same
+    choices as the hf backend."""
+    _, url, _, _ = server
+    args = ["eval", "--base", str(tiny_model), "--adapter", f"r8={tiny_adapters['r8']}", "--suite", "mmlu", "--limit", "6"]
+    remote = run_cli(*args, "--backend", "vllm", "--server", url, "--out", str(tmp_path / "remote"))
+    local = run_cli(*args, "--out", str(tmp_path / "local"))
+    assert remote.returncode == 0 and local.returncode == 0, remote.stderr[-2000:] + local.stderr[-2000:]
+    remote_items, local_items = (pd.read_parquet(tmp_path / name / "items.parquet") for name in ("remote", "local"))
+    assert set(remote_items.backend) == {"vllm"} and set(local_items.backend) == {"hf"}
+    assert list(remote_items.prediction) == list(local_items.prediction)
