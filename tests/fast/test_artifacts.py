@@ -56,19 +56,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _studies_served(proc, url: str) -> list[dict]:
+    """The dashboard's study list once it answers (within a minute)."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/api/studies", timeout=2) as resp:
+                return json.load(resp)["study_summaries"]
+        except OSError:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.3)
+    raise AssertionError(f"no dashboard at {url} within a minute")
+
+
 def test_dashboard_serves_the_study_on_localhost(study_root):
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "dashboard", "s1", "--port", str(port)], cwd=study_root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline, studies = time.time() + 60, None
-        while time.time() < deadline and studies is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as resp:
-                    studies = json.load(resp)["study_summaries"]
-            except OSError:
-                assert proc.poll() is None, proc.communicate()[1][-2000:]
-                time.sleep(0.3)
+        studies = _studies_served(proc, f"http://127.0.0.1:{port}")
         assert [s["study_name"] for s in studies] == ["s1"]
         study_id = studies[0]["study_id"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=10) as resp:
@@ -87,3 +93,28 @@ def test_dashboard_serves_the_study_on_localhost(study_root):
         proc.terminate()
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + 15 and "interrupted (SIGTERM)" in err and "Traceback" not in err, err[-2000:]
+
+
+def test_dashboard_on_another_storage_and_address(study_root, tmp_path):
+    """--storage: the study from a SQLite copy that has one trial more than the journal; --host: bound
+    to the address given (127.0.0.2), not to 127.0.0.1; --artifacts: the store given."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    journal = JournalStorage(JournalFileBackend(str(study_root / "runs/s1/journal.log")))
+    optuna.copy_study(from_study_name="s1", from_storage=journal, to_storage=url)
+    optuna.load_study(study_name="s1", storage=url).enqueue_trial({"lora_r": 4})
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "dashboard", "s1", "--storage", url, "--host", "127.0.0.2",
+                             "--port", str(port), "--artifacts", str(study_root / "runs/s1/artifacts")], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        served = _studies_served(proc, f"http://127.0.0.2:{port}")
+        with urllib.request.urlopen(f"http://127.0.0.2:{port}/api/studies/{served[0]['study_id']}", timeout=10) as resp:
+            assert len(json.load(resp)["trials"]) == 4  # the SQLite copy's, not the journal's 3
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0  # only the address asked for
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -123,3 +123,17 @@ def test_without_bubblewrap_generated_code_runs_only_when_asked(tmp_path):
     opted = tmp_path / "he.yaml"
     opted.write_text(suite.read_text() + "sandbox: rlimit-only\n")
     assert run_cli("validate", str(opted), env=env).returncode == 0
+
+
+def test_chat_mode_grades_the_code_block_of_a_chat_answer(tmp_path):
+    """A chat model answers with prose around a fenced, whole function: --mode chat grades the code
+    block (it passes); --mode completion appends the raw text to the prompt (it cannot pass)."""
+    problem = humaneval.problems()["HumanEval/0"]
+    whole = problem["prompt"] + problem["canonical_solution"]
+    answer = f"Here is the function you asked for:\n\n```python\n{whole}```\n\nIt compares every pair of numbers."
+    samples = tmp_path / "chat.jsonl"
+    samples.write_text(json.dumps({"task_id": "HumanEval/0", "completion": answer}) + "\n")
+    graded = {mode: run_cli("humaneval", "grade", str(samples), "--mode", mode, *OPT_IN) for mode in ("chat", "completion")}
+    assert all(p.returncode == 0 for p in graded.values()), [p.stderr[-1000:] for p in graded.values()]
+    assert json.loads(graded["chat"].stdout)["pass@1"] == 1.0
+    assert json.loads(graded["completion"].stdout)["pass@1"] == 0.0
