@@ -35,12 +35,16 @@ class Heartbeat:
         self._thread.start()
 
     def _beat_once(self) -> bool:
+        """One stamp; False once the trial is finished (nothing left to keep alive). A write that fails
+        otherwise (a storage hiccup) is tried again at the next beat: stopping would let a live trial go
+        stale and be retried elsewhere while it still runs here."""
         try:
             self._handle.stamp(self._id, BEAT, time.time())
-            return True
-        except Exception as err:  # noqa: BLE001 - the trial was just told, or the storage hiccupped: the next start decides
-            log.debug("heartbeat not written: %s", err)
+        except optuna.exceptions.UpdateFinishedTrialError:
             return False
+        except Exception as err:  # noqa: BLE001 - any storage error: keep beating
+            log.warning("heartbeat of trial %d not written (trying again in %.0f s): %s", self._id, HEARTBEAT_S, err)
+        return True
 
     def _beat(self):
         while not self._stop.wait(HEARTBEAT_S) and self._beat_once():
