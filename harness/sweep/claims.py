@@ -3,8 +3,9 @@ model's trial and each merge.
 
 A claim is a RUNNING trial in the study's storage, created unless one matching `same` exists,
 complete or running. Two workers claiming at once both create one; the lower trial number keeps it
-and the other claim is withdrawn as surplus. A claimant that dies stops its heartbeat, and the next
-worker to start fails the claim (heartbeat.py), so it is claimed again.
+and the other claim is withdrawn as surplus. A claimant that dies stops its heartbeat: a worker that
+needs the claim done (`wait_for_claim`) fails it once the beat is stale (heartbeat.py) and claims it
+again, and so does the next worker to start.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 
 import optuna
 
 from harness.runtime.processes import interrupt_name
 from harness.store.study import StudyHandle, TrialAttr, is_base_trial
-from harness.sweep.heartbeat import Heartbeat
+from harness.sweep import heartbeat
+from harness.sweep.heartbeat import Heartbeat, recover_stale
 
 log = logging.getLogger(__name__)
 S = optuna.trial.TrialState
@@ -69,3 +72,12 @@ def run_claimed(handle: StudyHandle, attrs: dict, same: Callable, work: Callable
             on_failure(trial.number, reason)
     finally:
         beat.stop()
+
+
+def wait_for_claim(handle: StudyHandle, same: Callable, say: Callable[[str], None]) -> None:
+    """Return once no other worker holds a claim matching `same`: it completed, or its worker died
+    (the heartbeat went stale) and it was failed, so it can be claimed again."""
+    while (held := claims(handle, same)) and held[0].state == S.RUNNING:
+        say(f"waiting for trial {held[0].number} ({held[0].user_attrs.get(TrialAttr.WORKER, 'another worker')})")
+        time.sleep(heartbeat.HEARTBEAT_S)
+        recover_stale(handle)

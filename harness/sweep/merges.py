@@ -18,7 +18,7 @@ from harness.score.backends import make_candidate
 from harness.store import paths
 from harness.store.study import TrialAttr as A
 from harness.store.study import candidate_name, params_of
-from harness.sweep.claims import is_claim, run_claimed
+from harness.sweep.claims import is_claim, run_claimed, wait_for_claim
 from harness.sweep.heartbeat import HEARTBEAT_S, recover_stale
 from harness.train import merge as merging
 
@@ -31,12 +31,20 @@ def merge_top(worker, spec: MergeSpec) -> None:
         worker.progress.say(f"merging after {len(running)} running trial(s) finish")
         time.sleep(HEARTBEAT_S)
         recover_stale(worker.handle)
-    for method in spec.methods:
+
+    def same(method):
+        return lambda t: t.user_attrs.get(A.KIND) == "merge" and t.user_attrs.get(A.MERGE_METHOD) == method
+
+    def claim(method):
         attrs = {A.KIND: "merge", A.MERGE_METHOD: method}
-        run_claimed(worker.handle, attrs,
-                    lambda t, m=method: t.user_attrs.get(A.KIND) == "merge" and t.user_attrs.get(A.MERGE_METHOD) == m,
-                    lambda trial, m=method: _merge_trial(worker, trial, m, spec), fatal=False,
-                    on_failure=lambda number, reason, a=attrs: worker.trackers.log_failure(f"trial-{number}", a, reason))
+        run_claimed(worker.handle, attrs, same(method), lambda trial: _merge_trial(worker, trial, method, spec), fatal=False,
+                    on_failure=lambda number, reason: worker.trackers.log_failure(f"trial-{number}", attrs, reason))
+
+    for method in spec.methods:
+        claim(method)
+    for method in spec.methods:  # a merge held by a worker that died is made here once its heartbeat is stale
+        wait_for_claim(worker.handle, same(method), worker.progress.say)
+        claim(method)
 
 
 def _merge_trial(worker, trial: optuna.trial.FrozenTrial, method: str, spec: MergeSpec):

@@ -40,7 +40,7 @@ from harness.score.backends import create, make_candidate, parity
 from harness.store import paths
 from harness.store.study import ADAPTIVE_META, OBJECTIVE_META, StudyHandle, candidate_name, is_base_trial, open_artifacts, params_of, storage_for
 from harness.store.study import TrialAttr as A
-from harness.sweep.claims import is_claim, run_claimed, worker_name
+from harness.sweep.claims import is_claim, run_claimed, wait_for_claim, worker_name
 from harness.sweep.early_stop import ItemOrder, TrialStopped
 from harness.sweep.heartbeat import Heartbeat, recover_stale
 from harness.sweep.inputs import check_inputs
@@ -107,6 +107,9 @@ class SweepWorker:
                         self.study.tell(trial, state=S.FAIL)
                         break
                     self.run_trial(trial, n_trials)
+                # A base claimed by a worker that died is not left unscored: once its heartbeat is stale, it is ours.
+                wait_for_claim(self.handle, is_base_trial, self.progress.say)
+                self._ensure_base_trial()
                 if cfg.replicates.seeds > 1:
                     replicate_top(self, cfg.replicates, dists)
                 if cfg.merge is not None:
