@@ -334,6 +334,8 @@ def sweep(
         raise UserError(f"--tracker {unknown[0]}: expected mlflow, neptune or none")
     if n_trials is not None and n_trials < 1:
         raise UserError(f"--n-trials {n_trials}: must be at least 1")
+    if timeout is not None and not timeout > 0:
+        raise UserError(f"--timeout {timeout}: must be more than 0 seconds")
     if artifacts is not None and (problem := url_problem(artifacts)):
         raise UserError(f"--artifacts {artifacts}: {problem}")
     options = SweepOptions(n_trials, timeout, study, storage, backend, tuple(tracker), artifacts)
@@ -396,6 +398,7 @@ def report(
     from harness.select import report as reporting
     from harness.select.pick import RULES, options_for
     from harness.store import paths
+    from harness.store.results import writable_dir
 
     if pick not in RULES:
         raise UserError(f"--pick {pick}: expected {' or '.join(RULES)}")
@@ -413,7 +416,7 @@ def report(
         if not sep or "." not in metric or goal is None or not 0 <= goal[1] <= 1:
             raise UserError(f"--target {target}: expected SUITE.METRIC=VALUE with VALUE within [0, 1]")
     data = _study_or_items(study, items, base, storage, artifacts)
-    out = out or paths.report_dir(data.name)
+    out = writable_dir(out or paths.report_dir(data.name))
     best = reporting.write(data, out, pick, options_for(data, margin, alpha, confirm), goal)
     for line in (reporting.verdict(best), reporting.decision(best), best.forecast.sentence if best.forecast else None):
         if line:
@@ -444,6 +447,8 @@ def leaderboard(
     from harness.select.leaderboard import leaderboard as board_of
     from harness.store.reading import load_study
 
+    if format not in ("table", "md", "csv", "json"):
+        raise UserError(f"--format {format}: expected table, md, csv or json")
     board = board_of(load_study(study, storage, artifacts)).drop(columns=["start", "complete", "outputs", "number"], errors="ignore")
     if format == "md":
         print(board.to_markdown(index=False, floatfmt=".4g"))
@@ -456,8 +461,6 @@ def leaderboard(
         for row in board.itertuples(index=False):
             table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
         console.print(table)
-    else:
-        raise UserError(f"--format {format}: expected table, md, csv or json")
 
 
 @app.command("forecast")
@@ -499,6 +502,8 @@ def forecast_cmd(
                 frame = frame[frame.group.astype(str) == group]
                 if frame.empty:
                     raise UserError(f"--group {group}: not a group of {items} (it has: {', '.join(groups)})")
+        elif group is not None:  # the whole file would be forecast while the user believes it is one group
+            raise UserError(f"--group {group}: {items} has no group column")
     else:
         (frame, note), source = study_items(load_study(study, storage, artifacts), metric, group), f"study {study}"
     result = forecast(Curve.from_items(frame, source), metric, target, at)

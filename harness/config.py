@@ -296,7 +296,7 @@ Param = Annotated[CategoricalParam | IntParam | FloatParam | AdaptiveSizes, Fiel
 class SweepSuite(Strict):
     suite: str  # a shipped suite's name, a path to a suite YAML, or lm-eval:TASK
     include_path: list[Path] = []  # lm-eval:TASK: directories of task YAMLs in lm-eval's format
-    weight: float = 1.0
+    weight: Annotated[float, Field(ge=0)] = 1.0  # 0: scored and reported, not in the objective
     limit: Annotated[int, Field(gt=0)] | None = None
     metric: str | None = None  # default: the suite's headline metric
 
@@ -445,6 +445,8 @@ class SweepConfig(Strict):
             problems += [f"space.{name}: {value!r}: {msg}" for value in values for msg in train_field_errors(name, value)]
         if problems:
             raise ValueError("; ".join(problems))
+        if not self.objectives and not any(s.weight > 0 for s in self.suites):
+            raise ValueError("suites: every weight is 0, so the objective (their weighted sum) would be 0 for every trial")
         if self.adaptive is not None:
             varied = [n for n, p in self.space.items() if n != "n_samples" and not (p.type == "categorical" and len(p.choices) == 1)]
             if varied:

@@ -33,7 +33,10 @@ def read_items_file(path: Path) -> pd.DataFrame:
         values = pd.to_numeric(frame[column], errors="coerce")
         if values.isna().any():
             row = int(values.isna().to_numpy().argmax())
-            raise UserError(f"--items {path}: {column} {frame[column].iloc[row]!r} in row {row + 2} is not a number")
+            raw = frame[column].iloc[row]
+            if pd.isna(raw):  # an empty cell (its repr would read np.float64(nan))
+                raise UserError(f"--items {path}: {column} in row {row + 2} is empty")
+            raise UserError(f"--items {path}: {column} {raw!r} in row {row + 2} is not a number")
         frame[column] = values
     if (frame.n_samples <= 0).any():
         row = int((frame.n_samples <= 0).to_numpy().argmax())
@@ -58,6 +61,11 @@ def is_fitted_half(suite: str, item_id: str) -> bool:
     return zlib.crc32(f"forecast\0{suite}\0{item_id}".encode()) % 2 == 0
 
 
+def known_metrics(data) -> list[str]:
+    """Every SUITE.METRIC the study's items hold."""
+    return sorted({f"{s}.{m}" for s, m in data.metrics[["suite", "metric"]].drop_duplicates().itertuples(index=False)})
+
+
 def study_items(data, metric: str, group: str | None = None) -> tuple[pd.DataFrame, str]:
     """A study's per-item values of SUITE.METRIC against n_samples (the base model aside), and a note
     saying how the points were chosen.
@@ -79,8 +87,7 @@ def study_items(data, metric: str, group: str | None = None) -> tuple[pd.DataFra
     long = data.metrics[data.metrics.candidate.isin(trials.candidate)]
     long = long[(long.suite == suite) & (long.metric == name)]
     if long.empty:
-        known = sorted({f"{s}.{m}" for s, m in data.metrics[["suite", "metric"]].drop_duplicates().itertuples(index=False)})
-        raise UserError(f"--metric {metric}: no such metric in study {data.name} (it has: {', '.join(known)})")
+        raise UserError(f"--metric {metric}: no such metric in study {data.name} (it has: {', '.join(known_metrics(data))})")
     n_of = dict(zip(trials.candidate, trials.n_samples, strict=True))
     config_of = _configurations(trials)
     long = long.assign(n_samples=long.candidate.map(n_of).astype(float), score=long.value.astype(float), run=long.candidate,

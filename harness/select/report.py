@@ -15,7 +15,7 @@ import pandas as pd
 from harness.config import PickOptions
 from harness.errors import UserError
 from harness.forecast import Curve, Forecast, forecast
-from harness.forecast.inputs import curve_metric, study_items
+from harness.forecast.inputs import curve_metric, known_metrics, study_items
 from harness.runtime.files import atomic_path, atomic_write
 from harness.select.leaderboard import MARKS_LEGEND, leaderboard
 from harness.select.pick import options_for, pick
@@ -40,6 +40,8 @@ def learning_curve(data: StudyData, target: tuple[str, float] | None) -> tuple[s
     """(metric, forecast or None, a sentence for the page). A forecast, or its honest abstention, needs
     trials at 2 or more n_samples."""
     metric = curve_metric(data, target)
+    if target is not None and metric not in (known := known_metrics(data)):  # however few the sizes: a typo is heard
+        raise UserError(f"--target {metric}={target[1]:g}: no such metric in study {data.name} (it has: {', '.join(known)})")
     if metric is None or "n_samples" not in data.trials:
         return metric, None, ""
     sizes = sorted(set(data.trials[~data.trials.is_base].n_samples.dropna()))

@@ -35,10 +35,15 @@ def read(path: Path, base: str = "base") -> pd.DataFrame:
     """The items at `path` (a table or an lm-eval output directory) in items.parquet's layout."""
     path = Path(path)
     if path.is_dir():
-        return _lmeval(path, base)
-    if not path.is_file():
+        items = _lmeval(path, base)
+    elif path.is_file():
+        items = _table(path, base)
+    else:
         raise UserError(f"--items {path}: no such file or directory")
-    return _table(path, base)
+    names = list(dict.fromkeys(items.candidate))
+    if base != "base" and base not in names:  # a misspelt --base would silently leave the report without its base
+        raise UserError(f"--base {base}: no candidate of that name in {path} ({', '.join(names[:8])})")
+    return items
 
 
 def _table(path: Path, base: str) -> pd.DataFrame:

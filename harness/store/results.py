@@ -85,8 +85,8 @@ def read_scores(out_dir: Path) -> ScoresDoc:
     return documents.read(Path(out_dir) / SCORES, ScoresDoc)
 
 
-def prepare_output_dir(out_dir: Path) -> None:
-    """Before any scoring: the directory can be written, and what it already holds can be read."""
+def writable_dir(out_dir: Path) -> Path:
+    """--out: the directory exists (made if need be) and can be written, or one line says why."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir}: exists and is not a directory")
@@ -96,6 +96,12 @@ def prepare_output_dir(out_dir: Path) -> None:
         raise UserError(f"--out {out_dir}: cannot create: {err.strerror}") from None
     if not os.access(out_dir, os.W_OK | os.X_OK):
         raise UserError(f"--out {out_dir}: not writable")
+    return out_dir
+
+
+def prepare_output_dir(out_dir: Path) -> None:
+    """Before any scoring: the directory can be written, and what it already holds can be read."""
+    out_dir = writable_dir(out_dir)
     read_items(out_dir)
     if (out_dir / SCORES).exists():
         read_scores(out_dir)

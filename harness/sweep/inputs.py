@@ -4,6 +4,7 @@ largest n_samples. `harness validate` and every worker run it first (exit 2 on a
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.config import SweepConfig
@@ -16,8 +17,12 @@ from harness.train.trainers import check_method_available
 
 def check_inputs(cfg: SweepConfig, source: Path, prepare_base: bool = True) -> tuple[BaseModel, dict[str, Suite]]:
     """The base model and {the sweep file's suite reference: Suite}; a UserError naming the file and field otherwise."""
-    base = resolve_base(cfg.base, prepare=prepare_base)
-    suites = {s.suite: load_suite(s.suite, s.limit, scope="sweep", include_path=s.include_path) for s in cfg.suites}
+    with _named_in(source, "base", "--base"):
+        base = resolve_base(cfg.base, prepare=prepare_base)
+    suites = {}
+    for i, s in enumerate(cfg.suites):
+        with _named_in(source, f"suites[{i}].suite", "--suite"):
+            suites[s.suite] = load_suite(s.suite, s.limit, scope="sweep", include_path=s.include_path)
     named = [(f"suites[{i}].metric", s.suite, s.metric) for i, s in enumerate(cfg.suites) if s.metric]
     named += [(f"objectives[{i}]", o.suite, o.metric or None) for i, o in enumerate(cfg.objectives)]
     by_name = {**{s.name: s for s in suites.values()}, **suites}
@@ -36,3 +41,13 @@ def check_inputs(cfg: SweepConfig, source: Path, prepare_base: bool = True) -> t
         for method in pairs:
             check_method_available(method)
     return base, suites
+
+
+@contextmanager
+def _named_in(source: Path, field: str, flag: str):
+    """The model and suite checks speak of the CLI flag; from a sweep file, name the file and field instead."""
+    try:
+        yield
+    except UserError as err:
+        raise UserError(*(f"{source}: {field}: {line.removeprefix(flag + ' ')}" if line.startswith(flag + " ") else line
+                          for line in err.lines)) from None

@@ -107,6 +107,9 @@ class SweepWorker:
                         self.study.tell(trial, state=S.FAIL)
                         break
                     self.run_trial(trial, n_trials)
+                if timeout_s is not None and len(self._counted()) < n_trials and time.time() - started >= timeout_s:
+                    self.progress.say(f"the timeout ({timeout_s:g} s) has passed: no further trial started "
+                                      f"({len(self._counted())} of {n_trials} counted)")
                 # A base claimed by a worker that died is not left unscored: once its heartbeat is stale, it is ours.
                 wait_for_claim(self.handle, is_base_trial, self.progress.say)
                 self._ensure_base_trial()

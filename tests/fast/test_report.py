@@ -138,6 +138,34 @@ def test_report_and_gate_from_items_made_anywhere(tmp_path):
     assert proc.returncode == 2 and "item_id" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_base_names_the_base_candidate_of_items_made_anywhere(tmp_path):
+    """--base zero-shot: that candidate is the base (compared against, shown as base); a --base that
+    names no candidate is exit 2 rather than a report with no base."""
+    import numpy as np
+
+    base = np.array([1.0] * 30 + [0.0] * 30)
+    tuned = base.copy()
+    tuned[30:50] = 1.0  # 20 more right of 60
+    csv = _items_csv(tmp_path / "runs.csv", {"zero-shot": {"qa": base}, "tuned": {"qa": tuned}})
+    proc = run_cli("report", "--items", str(csv), "--base", "zero-shot", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    best = json.loads((tmp_path / "reports/runs/best.json").read_text())
+    assert best["candidate"] == "tuned" and best["beats_base"] is True and best["vs_base"]["diff"] == pytest.approx(20 / 60)
+    assert pd.read_csv(tmp_path / "reports/runs/leaderboard.csv").candidate.tolist() == ["base", "tuned"]  # the base row first, as always
+    plain = run_cli("report", "--items", str(csv), "--out", str(tmp_path / "plain"), cwd=tmp_path)  # no base named: none compared
+    assert plain.returncode == 0 and json.loads((tmp_path / "plain/best.json").read_text()).get("vs_base") is None
+    (tmp_path / "rules.yaml").write_text("rules:\n  - {metric: qa.score, max_regression: 0.0, mode: confident}\n")
+    gate = run_cli("gate", "--rules", str(tmp_path / "rules.yaml"), "--items", str(csv), "--base", "zero-shot",
+                   "--candidate", "tuned", "--baseline", "base", "--json", str(tmp_path / "gate.json"), cwd=tmp_path)
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    verdict = json.loads((tmp_path / "gate.json").read_text())
+    assert verdict["baseline"] == "base" and verdict["passed"] is True
+    for cmd in (["report", "--items", str(csv)], ["gate", "--rules", str(tmp_path / "rules.yaml"), "--items", str(csv)]):
+        wrong = run_cli(*cmd, "--base", "zeroshot", cwd=tmp_path)
+        assert wrong.returncode == 2 and "--base zeroshot" in wrong.stderr and "zero-shot" in wrong.stderr, wrong.stderr
+        assert "Traceback" not in wrong.stderr
+
+
 def test_report_from_lm_eval_log_samples(tmp_path):
     import numpy as np
 
@@ -238,3 +266,24 @@ def test_equal_sample_counts_break_the_tie_by_the_smaller_lora_rank(tmp_path, ha
     assert near.candidate == "trial-2" and set(near.near_best) == {"trial-1", "trial-2"}  # same samples: the smaller rank
     none_shown = pick(data, options=PickOptions(margin=0.0001))
     assert none_shown.candidate == "trial-1" and not none_shown.shown_within_margin  # the fallback: the most-trained (larger rank)
+
+
+def test_confirm_holds_out_a_tenth_of_a_large_suite_and_no_confirm_reports_on_all_items(tmp_path):
+    """--confirm (the default) picks on nine items in ten and reports the pick's score on the tenth it was
+    not chosen on; --no-confirm picks and reports on all of them."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    per = {"base": {"qa": (rng.random(600) < 0.4).astype(float)}, "tuned": {"qa": (rng.random(600) < 0.7).astype(float)}}
+    csv = _items_csv(tmp_path / "big.csv", per)
+    best = {}
+    for flag in ("--confirm", "--no-confirm"):
+        proc = run_cli("report", "--items", str(csv), flag, "--out", str(tmp_path / flag), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        best[flag] = json.loads((tmp_path / flag / "best.json").read_text())
+    held, every = best["--confirm"]["confirmed"], best["--no-confirm"]["confirmed"]
+    assert held["on"] == "confirmation items" and 30 <= held["n_items"] <= 90  # about a tenth of 600
+    assert every["on"] == "all items" and every["n_items"] == 600
+    assert best["--no-confirm"]["objective"] == pytest.approx(per["tuned"]["qa"].mean())
+    assert best["--confirm"]["objective"] != pytest.approx(best["--no-confirm"]["objective"])  # other items, another mean
+    assert held["ci"][1] - held["ci"][0] > 2 * (every["ci"][1] - every["ci"][0])  # a tenth of the items: a wider interval

@@ -183,6 +183,8 @@ CASES = [
     ("train rank zero", "train", lambda t, m: ["--base", m, "--data", TRAIN, "--n-samples", "4", "--lora-r", "0", "--out", t / "a"],
      ["--lora-r", "greater than 0"]),
     ("train out exists", "train", lambda t, m: ["--base", m, "--data", TRAIN, "--n-samples", "4", "--out", t], ["--out", "already exists"]),
+    ("train qlora without a GPU", "train", lambda t, m: ["--base", m, "--data", TRAIN, "--n-samples", "4", "--qlora", "--out", t / "a"],
+     ["--qlora", "CUDA GPU"]),
     ("train dtype unknown", "train", lambda t, m: ["--base", m, "--data", TRAIN, "--n-samples", "4", "--dtype", "fp8", "--out", t / "a"],
      ["--dtype", "fp8"]),
     # gate
@@ -194,6 +196,8 @@ CASES = [
     # report, leaderboard, sweep
     ("report unknown study", "report", lambda t, m: ["nosuchstudy"], ["nosuchstudy", "journal.log"]),
     ("leaderboard unknown study", "leaderboard", lambda t, m: ["nosuchstudy"], ["nosuchstudy"]),
+    ("report target metric the study lacks", "report", lambda t, m: [a_study(t), "--target", "extraction.nosuch=0.8"],
+     ["--target extraction.nosuch=0.8", "no such metric", "extraction.field_f1"]),
     ("report artifact store not here", "report", lambda t, m: [a_study(t), "--artifacts", t / "nowhere"],
      ["--artifacts", "nowhere", "no such directory"]),
     ("forecast artifact store is s3", "forecast", lambda t, m: [a_study(t), "--metric", "extraction.field_f1", "--artifacts", "s3://b/p"],
@@ -209,8 +213,14 @@ CASES = [
     ("sweep file's artifact store is s3", "sweep", lambda t, m: [sweep(t, extra="artifacts: s3://bucket/prefix\n")],
      ["sweep.yaml", "artifacts", "s3://"]),
     ("sweep zero workers", "sweep", lambda t, m: [sweep(t), "--workers", "0"], ["--workers 0"]),
+    ("sweep timeout of no time", "sweep", lambda t, m: [sweep(t), "--timeout", "-5"], ["--timeout -5", "more than 0 seconds"]),
     ("sweep unknown tracker", "sweep", lambda t, m: [sweep(t), "--tracker", "wandb"], ["--tracker wandb"]),
     ("sweep file names a missing suite", "sweep", lambda t, m: [sweep(t, suite=t / "none.yaml")], ["none.yaml", "no such file"]),
+    ("sweep file misspells a suite", "sweep", lambda t, m: [sweep(t, suite="extractoin")],
+     ["sweep.yaml: suites[0].suite: extractoin", "unknown suite"]),
+    ("sweep file's base is not there", "sweep", lambda t, m: [sweep(t, extra="base: /nonexistent.gguf\n")],
+     ["sweep.yaml: base: /nonexistent.gguf", "no such GGUF"]),
+    ("sweep suite weight below 0", "sweep", lambda t, m: [sweep(t, suite="extraction, weight: -1")], ["sweep.yaml", "suites.0.weight", "-1"]),
     ("sweep storage unreachable (password hidden)", "sweep",
      lambda t, m: [sweep(t), "--storage", "postgresql://harness:s3cret@127.0.0.1:9/db"], ["--storage", "harness:***@127.0.0.1", "cannot open"]),
     # humaneval, serve, models
@@ -223,6 +233,9 @@ CASES = [
      ["--adapter a=", "no adapter_config.json"]),
     ("serve adapter rank above --max-lora-rank", "serve", lambda t, m: ["--base", m, "--adapter", f"a={adapter_of_rank(t, 128)}"],
      ["--adapter a=", "rank 128", "--max-lora-rank 64"]),
+    ("serve adapter rank above an explicit --max-lora-rank", "serve",
+     lambda t, m: ["--base", m, "--max-lora-rank", "8", "--adapter", f"a={adapter_of_rank(t, 16)}"], ["rank 16", "--max-lora-rank 8"]),
+    ("serve max-lora-rank of 0", "serve", lambda t, m: ["--base", m, "--max-lora-rank", "0"], ["--max-lora-rank 0", "at least 1"]),
     ("serve dtype float16", "serve", lambda t, m: ["--base", m, "--dtype", "float16"], ["--dtype float16"]),
     ("serve port out of range", "serve", lambda t, m: ["--base", m, "--port", "70000"], ["--port 70000"]),
     # merge, doctor
@@ -244,6 +257,15 @@ CASES = [
      lambda t, m: ["--items", items_csv(t, "16,a,0.5\n16,b,5.0\n"), "--metric", "x.f1"], ["items.csv", "score 5", "outside [0, 1]"]),
     ("forecast duplicate item at one size", "forecast",
      lambda t, m: ["--items", items_csv(t, "16,a,0.5\n16,a,0.7\n"), "--metric", "x.f1"], ["items.csv", "item_id 'a'", "n_samples 16"]),
+    ("forecast score left empty", "forecast",
+     lambda t, m: ["--items", items_csv(t, "16,a,0.5\n16,b,\n"), "--metric", "x.f1"], ["items.csv", "score in row 3 is empty"]),
+    ("forecast group of a file without groups", "forecast",
+     lambda t, m: ["--items", items_csv(t, "16,a,0.5\n16,b,0.2\n"), "--metric", "x.f1", "--group", "lora_r=16"],
+     ["--group lora_r=16", "no group column"]),
+    ("report out cannot be created", "report",
+     lambda t, m: ["--items", file_with(t, "it.csv", b"candidate,suite,item_id,score\nbase,qa,1,0.5\n"), "--out", "/proc/report"],
+     ["--out /proc/report", "cannot create"]),
+    ("leaderboard unknown format before the study", "leaderboard", lambda t, m: ["nosuchstudy", "--format", "xml"], ["--format xml"]),
     ("models prepare a file that is not GGUF", "models", lambda t, m: ["prepare", file_with(t, "x.gguf", b"GGML")], ["x.gguf", "not a GGUF"]),
 ]
 

