@@ -54,6 +54,11 @@ COMPONENTS = {
 
 FIXTURE_NEEDS = {"postgres_url": "postgresql"}  # a test using the fixture needs the component
 
+# pytest-timeout per test (its fixtures' setup included), unless the test sets its own: a hang fails that
+# test in minutes instead of CI at 90. The fast layer's tests take well under a second each; the slowest
+# integration test takes about 3 minutes on 2 cores, a first use of SmolLM2 or vLLM included.
+TIMEOUT_S = {"fast": 60, "integration": 900}
+
 
 def pytest_addoption(parser):
     parser.addoption("--require-all", action="store_true",
@@ -72,11 +77,19 @@ def pytest_configure(config):
     config.stash[CLI_LOG] = log
 
 
+def pytest_unconfigure(config):
+    if CLI_LOG in config.stash:
+        shutil.rmtree(config.stash[CLI_LOG].parent, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config, items):
     missing: dict[str, list[str]] = {}
     for item in items:
-        if Path(item.fspath).is_relative_to(FAST) and MODEL_FIXTURES & set(item.fixturenames):
+        fast = Path(item.fspath).is_relative_to(FAST)
+        if fast and MODEL_FIXTURES & set(item.fixturenames):
             raise pytest.UsageError(f"{item.nodeid}: a fast test may not use a model fixture; move it to tests/integration/")
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TIMEOUT_S["fast" if fast else "integration"], method="signal"))
         needs = [mark.args[0] for mark in item.iter_markers("needs")] + [c for f, c in FIXTURE_NEEDS.items() if f in item.fixturenames]
         for name in needs:
             found, why = COMPONENTS[name]

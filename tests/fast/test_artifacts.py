@@ -50,6 +50,25 @@ def test_readers_fetch_every_trial_from_the_store_and_a_missing_artifact_names_i
     assert not (study_root / "reports/s1/best.json").exists(), "no report on a thinner study"
 
 
+def test_leaderboard_reads_the_study_from_the_storage_given(study_root, tmp_path):
+    """--storage: from a directory with no runs/ the study is read from a SQLite copy, and the board is
+    the journal's own; without --storage there the study is not found (exit 2)."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    journal = JournalStorage(JournalFileBackend(str(study_root / "runs/s1/journal.log")))
+    optuna.copy_study(from_study_name="s1", from_storage=journal, to_storage=url)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    store = ["--artifacts", str(study_root / "runs/s1/artifacts"), "--format", "csv"]
+    copied = run_cli("leaderboard", "s1", "--storage", url, *store, cwd=elsewhere)
+    own = run_cli("leaderboard", "s1", *store, cwd=study_root)
+    assert copied.returncode == 0 and own.returncode == 0, copied.stderr + own.stderr
+    assert copied.stdout == own.stdout and set(pd.read_csv(pd.io.common.StringIO(copied.stdout)).candidate) == {"base", "trial-1", "trial-2"}
+    lost = run_cli("leaderboard", "s1", *store, cwd=elsewhere)
+    assert lost.returncode == 2 and "s1" in lost.stderr and "Traceback" not in lost.stderr
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

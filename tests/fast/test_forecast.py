@@ -204,6 +204,16 @@ def test_a_study_chooses_each_size_on_half_the_items_and_fits_the_other_half(con
     assert items.groupby("n_samples").run.nunique().eq(1).all()
     grouped, note = study_items(data, "extraction.field_f1", group="lora_r=16")
     assert grouped.item_id.nunique() == 100 and "lora_r=16" in note
+    # Through the CLI: --group fits the named configuration on every item, nothing chosen.
+    proc = run_cli("forecast", "picked", "--metric", "extraction.field_f1", "--group", "lora_r=16", "--json", "g.json", cwd=constructed)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((constructed / "g.json").read_text())
+    assert doc["points_from"] == "the trials with lora_r=16 at each size" and {p["n_items"] for p in doc["points"]} == {100}
+    assert [p["mean"] for p in doc["points"]] == pytest.approx(
+        grouped.groupby("n_samples").score.mean().sort_index().tolist())
+    for bad in ("lora_r=3", "nope=1"):
+        proc = run_cli("forecast", "picked", "--metric", "extraction.field_f1", "--group", bad, cwd=constructed)
+        assert proc.returncode == 2 and f"--group {bad}" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [(["--target", "1.5"], "--target 1.5"), (["--at", "0"], "--at 0")])

@@ -72,9 +72,10 @@ def test_sigterm_to_harness_serve_stops_the_server_and_frees_the_port(tiny_model
     import time
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--base", str(tiny_model), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/v1/models"
+    # --host 127.0.0.2: bound there only; --max-lora-rank 16: what the vLLM server is started with.
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--base", str(tiny_model), "--port", str(port),
+                             "--host", "127.0.0.2", "--max-lora-rank", "16"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.2:{port}/v1/models"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         try:
@@ -85,11 +86,15 @@ def test_sigterm_to_harness_serve_stops_the_server_and_frees_the_port(tiny_model
     assert proc.poll() is None, proc.stdout.read()[-3000:]
     tree = psutil.Process(proc.pid).children(recursive=True)
     assert tree, "the vLLM server runs as a child of harness serve"
+    argv = next(p.cmdline() for p in tree if "--max-lora-rank" in p.cmdline())
+    assert argv[argv.index("--max-lora-rank") + 1] == "16" and argv[argv.index("--host") + 1] == "127.0.0.2"
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # only the address asked for
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(120) == 128 + signal.SIGTERM
     _, alive = psutil.wait_procs(tree, timeout=60)
     assert not alive, f"left running: {[p.cmdline() for p in alive]}"
-    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.2", port), timeout=2):
         pass
 
 
@@ -104,3 +109,17 @@ def test_eval_against_a_running_server_through_the_cli(server, tiny_model, tiny_
     remote_items, local_items = (pd.read_parquet(tmp_path / name / "items.parquet") for name in ("remote", "local"))
     assert set(remote_items.backend) == {"vllm"} and set(local_items.backend) == {"hf"}
     assert list(remote_items.prediction) == list(local_items.prediction)
+
+
+def test_doctor_parity_against_a_running_server(server, tiny_model):
+    """harness doctor --parity --server URL: the server's scores (base, two run-time loaded LoRAs) agree
+    with transformers'; a server that is not there is a clear failure, not a hang."""
+    _, url, _, _ = server
+    proc = run_cli("doctor", "--parity", "--base", str(tiny_model), "--server", url, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    agree = proc.stdout.split("parity hf vs vllm (float32): ", 1)[1].split(" checks agree")[0]
+    good, total = map(int, agree.split("/"))
+    assert good == total >= 8, proc.stdout
+    gone = run_cli("doctor", "--parity", "--base", str(tiny_model), "--server", f"http://127.0.0.1:{free_port()}", timeout=300)
+    assert gone.returncode == 2 and "--server http://127.0.0.1:" in gone.stderr and "not reachable" in gone.stderr, gone.stderr[-2000:]
+    assert "Traceback" not in gone.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import psutil
+import pytest
 from conftest import build_tiny_llama, run_cli, sweep_file
 
 from harness.store import study as studies
@@ -329,3 +330,43 @@ def test_adaptive_sizes_climb_the_ladder_then_choose_by_the_forecast(tiny_model,
     proc = run_cli("report", "adapt", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "The sweep chose its sizes: 4 (the starting ladder" in (tmp_path / "reports/adapt/leaderboard.md").read_text()
+
+
+@pytest.mark.needs("vllm")
+def test_a_vllm_sweep_checks_parity_then_scores_every_trial_on_one_engine(tiny_model, tmp_path, harness_home):
+    """--backend vllm (the file says hf): the parity pre-check against transformers+peft runs first, then
+    ONE engine, sized up front for the space's largest rank, scores the base and every trial's adapter;
+    --n-trials overrides the file's budget and --study its study name."""
+    cfg = sweep_file(tmp_path, tiny_model, "filename", n_trials=3, trackers=("none",))
+    assert "backend: hf" in cfg.read_text()
+    cfg.write_text(cfg.read_text().replace("choices: [4, 8]", "choices: [4, 16]"))
+    proc = run_cli("sweep", str(cfg), "--n-trials", "2", "--backend", "vllm", "--study", "onengine", cwd=tmp_path, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (tmp_path / "runs/onengine/journal.log").is_file() and not (tmp_path / "runs/filename").exists()
+    parity = [line for line in proc.stderr.splitlines() if "parity hf vs vllm:" in line]
+    good, total = map(int, parity[0].split("parity hf vs vllm: ")[1].split(" ")[0].split("/"))
+    assert len(parity) == 1 and good == total >= 8, parity
+    # The parity check's own engine first (its two random adapters); after it, one engine scores everything.
+    after = proc.stderr.split("parity hf vs vllm:", 1)[1]
+    engines = [line for line in after.splitlines() if "starting the vllm engine" in line]
+    assert len(engines) == 1 and "max_lora_rank 16" in engines[0], engines  # sized for rank 16 before any adapter existed
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/onengine/journal.log")))
+    trials = [t for t in optuna.load_study(study_name="onengine", storage=storage).get_trials() if t.state.name == "COMPLETE"]
+    assert len(trials) == 3  # the base and --n-trials 2 (the file said 3)
+    for t in trials:
+        name = "base" if t.number == 0 else f"trial-{t.number}"
+        assert set(pd.read_parquet(tmp_path / "runs/onengine" / name / "items.parquet").backend) == {"vllm"}, name
+
+
+def test_timeout_stops_starting_trials_and_a_rerun_goes_on(tiny_model, tmp_path, harness_home):
+    """--timeout counts from the sweep's start: 0.5 s is spent on the base, so no trial starts, and the
+    sweep says why; the same study run again without it scores the trials, not the base again."""
+    cfg = sweep_file(tmp_path, tiny_model, "timed", n_trials=1, trackers=("none",))
+    proc = run_cli("sweep", str(cfg), "--timeout", "0.5", cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "the timeout (0.5 s) has passed: no further trial started (0 of 1 counted)" in out, out[-3000:]
+    assert "no trial completed" in proc.stderr
+    proc = run_cli("sweep", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 0 and "trial 0: scoring the base model" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/timed/journal.log")))
+    assert [t.state.name for t in optuna.load_study(study_name="timed", storage=storage).get_trials()] == ["COMPLETE", "COMPLETE"]
