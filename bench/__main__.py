@@ -29,7 +29,7 @@ EXTRA = [
      "--table", "multi_adapter-real"],                                   # W1 at real sizes (issue 22), ~45 min
     ["early_stopping.py", "--trials", "8", "--items", "96", "--backend", "vllm"],  # W6 (issue 22), ~20 min
     ["forecast_calibration.py", "--draws", "40"],                        # issue 29: the forecast's error rates, ~20 min
-    ["forecast_accuracy.py", "--seeds", "3", "--items", "50"],           # W5 (issue 29): 8 sizes x 3 seeds, ~60 min
+    ["forecast_accuracy.py", "--seeds", "3", "--items", "50"],           # W5 (issue 29): 10 sizes x 3 seeds, ~2 h
     ["adaptive_sizes.py", "--max", "512"],                               # W7 (issue 29): adaptive sizes vs a grid, ~35 min
     ["preference_methods.py", "--n", "64", "--items", "100"],              # issue 19: sft, orpo, sft→dpo, merge; ~25 min
 ]
