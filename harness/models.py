@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.runtime import assets
 from harness.runtime.environment import device, is_offline
-from harness.runtime.files import publish_dir, read_json
+from harness.runtime.files import exclusive, publish_dir, read_json
 from harness.runtime.hashing import sha256_file, sha256_tree
 from harness.store import paths
 from harness.store.paths import MERGE_RECORD, TRAIN_RECORD
@@ -87,7 +87,11 @@ def _from_gguf(spec: str, gguf: Path, prepare: bool) -> BaseModel:
     if not (target / COMPLETE_MARKER).exists():
         if not prepare:  # not converted yet (harness doctor): the file's own hash stands in
             return BaseModel(spec, str(target), f"gguf:{digest}")
-        convert_gguf(spec, gguf, target)
+        # Two processes starting at once (sweep workers, test workers) convert once: the second waits,
+        # then finds the directory whole, instead of replacing it under the first one's readers.
+        with exclusive(target.parent / f".{target.name}.lock"):
+            if not (target / COMPLETE_MARKER).exists():
+                convert_gguf(spec, gguf, target)
     return BaseModel(spec, str(target), _dir_identity(spec, target))
 
 

@@ -37,7 +37,10 @@ MODEL_FIXTURES = {"smollm2_dir", "tiny_model"}  # every fixture that loads or bu
 
 
 CLI_LOG = pytest.StashKey[Path]()
-SKIPPED_FOR = pytest.StashKey[dict]()
+COLLECTED = pytest.StashKey[set]()  # every test file collected for this run
+USAGE_ERROR = pytest.StashKey[str]()  # under xdist: the missing components a worker found
+SKIP_PREFIX = "needs "  # a skip for a missing component: "needs NAME: why"
+SKIPPED_FOR: set[str] = set()  # the components tests of this run were skipped for (seen by the controller)
 
 
 # ---------------------------------------------------------------- components the suite needs
@@ -90,12 +93,40 @@ def strict(config) -> bool:
     return config.getoption("--require-all") or os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def is_xdist_worker(config) -> bool:
+    """A pytest-xdist worker: it runs a share of the tests; the controller owns the run-wide checks."""
+    return hasattr(config, "workerinput")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs(component): the test runs only where this component is found (see COMPONENTS)")
-    # Every `harness` command line any test runs (in this process or a child) lands here: see cli_options.py.
+    # Every `harness` command line any test runs (in this process, a child or an xdist worker) lands in one
+    # log, made by the controller (or the only process): see cli_options.py.
+    if is_xdist_worker(config):
+        os.environ["HARNESS_CLI_LOG"] = config.workerinput["harness_cli_log"]
+        return
     log = Path(tempfile.mkdtemp(prefix="harness-cli-log-")) / "argv.jsonl"
     os.environ["HARNESS_CLI_LOG"] = str(log)
     config.stash[CLI_LOG] = log
+    config.stash[COLLECTED] = set()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist (controller): hand each worker the run's CLI log."""
+    node.workerinput["harness_cli_log"] = str(node.config.stash[CLI_LOG])
+
+
+def pytest_collection_finish(session):
+    if not is_xdist_worker(session.config):
+        session.config.stash[COLLECTED].update(Path(str(item.fspath)) for item in session.items)
+
+
+def pytest_runtest_logreport(report):
+    """Note each component a test was skipped for (seen by the controller under xdist too)."""
+    shown = f"Skipped: {SKIP_PREFIX}"
+    if report.skipped and isinstance(report.longrepr, tuple) and str(report.longrepr[2]).startswith(shown):
+        SKIPPED_FOR.add(report.longrepr[2][len(shown):].split(":", 1)[0])
 
 
 def pytest_unconfigure(config):
@@ -117,39 +148,64 @@ def pytest_collection_modifyitems(config, items):
             found, why = COMPONENTS[name]
             if not found():
                 missing.setdefault(name, []).append(item.nodeid)
-                item.add_marker(pytest.mark.skip(reason=f"needs {name}: {why}"))
-    config.stash[SKIPPED_FOR] = missing
+                item.add_marker(pytest.mark.skip(reason=f"{SKIP_PREFIX}{name}: {why}"))
     if missing and strict(config):
-        raise pytest.UsageError("\n".join(f"missing component {name}: {COMPONENTS[name][1]}; {len(ids)} test(s) need it, e.g. {ids[0]}"
-                                          for name, ids in sorted(missing.items())))
+        message = "\n".join(f"missing component {name}: {COMPONENTS[name][1]}; {len(ids)} test(s) need it, e.g. {ids[0]}"
+                            for name, ids in sorted(missing.items()))
+        if not is_xdist_worker(config):
+            raise pytest.UsageError(message)
+        # An exit from a worker's collection crashes xdist's controller: leave the message for it instead.
+        missing_components_file(config).write_text(message)
 
 
+def missing_components_file(config) -> Path:
+    """Where an xdist worker leaves the missing components for the controller: beside the run's CLI log."""
+    return Path(os.environ["HARNESS_CLI_LOG"]).parent / "missing-components.txt"
 
-def whole_suite(session) -> bool:
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """xdist (controller): the controller collects nothing itself; a worker's collection says which files
+    run, and (under CI=true) which components are missing: then the run stops before any test, exit 4."""
+    config = node.config
+    config.stash[COLLECTED].update(REPO / nodeid.split("::")[0] for nodeid in ids)
+    missing = missing_components_file(config)
+    if missing.exists() and USAGE_ERROR not in config.stash:
+        config.stash[USAGE_ERROR] = missing.read_text()
+        for line in config.stash[USAGE_ERROR].splitlines():
+            sys.stderr.write(f"ERROR: {line}\n")
+        config.pluginmanager.getplugin("dsession").shouldstop = "missing components (see above)"
+
+
+def whole_suite(config) -> bool:
     """Every test file ran, unfiltered: only then can an option no test passed be called untested."""
-    option = session.config.option
+    option = config.option
     if any(getattr(option, name, None) for name in ("keyword", "markexpr", "deselect", "lf", "ignore", "ignore_glob")):
         return False
-    ran = {Path(str(item.fspath)) for item in session.items}
-    return ran >= set((REPO / "tests").rglob("test_*.py"))
+    return config.stash[COLLECTED] >= set((REPO / "tests").rglob("test_*.py"))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session, exitstatus):
     import cli_options
 
-    if not whole_suite(session):
+    if USAGE_ERROR in session.config.stash:
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+    if is_xdist_worker(session.config) or not whole_suite(session.config):
         return
     missing = cli_options.unexercised(session.config.stash[CLI_LOG])
-    if not missing:
-        return
     write = session.config.pluginmanager.get_plugin("terminalreporter").write_line
-    if session.config.stash.get(SKIPPED_FOR, {}):  # skipped tests would have passed some of them
+    if not missing:  # said, so that a run where the check did not happen is seen to lack this line
+        write(f"every option of harness --help was passed by a test ({len(cli_options.options())} commands)")
+        return
+    if SKIPPED_FOR:  # skipped tests would have passed some of them
         write(f"note: {len(missing)} harness option(s) went unexercised, some in tests skipped for a missing component")
         return
     for line in missing:
         write(f"untested CLI option: {line} (no test passed it)")
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:

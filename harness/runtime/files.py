@@ -13,6 +13,7 @@ JSON is always strict (RFC 8259): NaN and infinities are written as `null`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -92,6 +93,21 @@ def publish_dir(final: Path, replace: bool = False) -> Iterator[Path]:
         tmp.rename(final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the file `lock` (created if absent) for the block: one process
+    at a time does the work, the others wait and then find it done. Released when the holder exits,
+    however it exits (the kernel drops a dead process's flock)."""
+    lock = Path(lock)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def read_text(path: Path, what: str = "file") -> str:

@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from cli_options import unexercised
 from conftest import REPO
 
+XDIST = ["-n", "2", "--dist", "loadfile"]  # what `make test` runs with
 NEEDY = ["tests/integration/test_report_browser.py", "tests/integration/test_humaneval.py", "tests/integration/test_across_machines.py"]
 
 
@@ -19,18 +21,22 @@ def nested_pytest(tmp_path, *args, ci: bool):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_under_ci_a_missing_component_fails_the_run_naming_it(tmp_path):
-    proc = nested_pytest(tmp_path, "--collect-only", "-q", ci=True)
+@pytest.mark.parametrize("workers", [[], XDIST], ids=["one process", "xdist"])
+def test_under_ci_a_missing_component_fails_the_run_naming_it(tmp_path, workers):
+    # one process stops at collection; under xdist the controller stops the workers before any test
+    proc = nested_pytest(tmp_path, *(workers or ["--collect-only"]), "-q", ci=True)
     assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]  # a usage error, before any test ran
     lines = [line for line in proc.stderr.splitlines() if "missing component" in line]
     assert [line.split("missing component ")[1].split(":")[0] for line in lines] == ["bubblewrap", "chromium", "postgresql"], proc.stderr
     assert "12 test(s) need it" in lines[0] and "bwrap is not on PATH" in lines[0]
+    assert "passed" not in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-2000:]
     # --require-all is the same switch for anyone
-    assert nested_pytest(tmp_path, "--collect-only", "-q", "--require-all", ci=False).returncode == 4
+    assert nested_pytest(tmp_path, *(workers or ["--collect-only"]), "-q", "--require-all", ci=False).returncode == 4
 
 
-def test_elsewhere_each_test_that_needs_a_missing_component_is_a_skip_line(tmp_path):
-    proc = nested_pytest(tmp_path, "-q", "-rs", "-k", "(hostile and bubblewrap) or browser or two_machines", ci=False)
+@pytest.mark.parametrize("workers", [[], XDIST], ids=["one process", "xdist"])
+def test_elsewhere_each_test_that_needs_a_missing_component_is_a_skip_line(tmp_path, workers):
+    proc = nested_pytest(tmp_path, *workers, "-q", "-rs", "-k", "(hostile and bubblewrap) or browser or two_machines", ci=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
     skips = [line for line in proc.stdout.splitlines() if line.startswith("SKIPPED")]
     assert any("[12]" in line and "needs bubblewrap" in line for line in skips), skips
