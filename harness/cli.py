@@ -170,7 +170,7 @@ def eval_cmd(
     include_path: Annotated[list[Path], typer.Option(help="lm-eval:TASK: a directory of task YAMLs in lm-eval's format; "
                                                           "repeatable")] = [],
     limit: Annotated[int | None, typer.Option(help="items per suite (a fixed, stratified subset)")] = None,
-    backend: Annotated[str, typer.Option(help="hf | vllm")] = "hf",
+    backend: Annotated[str, typer.Option(help="hf | vllm | auto (vllm for the candidates it can score, hf for the rest)")] = "hf",
     dtype: Annotated[str, typer.Option(help="float32 (default: decides close candidates) | bfloat16")] = "float32",
     out: Annotated[Path | None, typer.Option(help="output directory for items.parquet and scores.json (default: runs/eval)")] = None,
     no_cache: Annotated[bool, typer.Option(help="recompute every response")] = False,
@@ -189,8 +189,8 @@ def eval_cmd(
         raise UserError("--suite: give at least one suite (e.g. --suite mmlu)")
     if dtype not in ("float32", "bfloat16"):
         raise UserError(f"--dtype {dtype}: expected float32 or bfloat16")
-    if backend not in ("hf", "vllm") or (server and backend != "vllm"):
-        raise UserError(f"--backend {backend}: expected hf or vllm" + (" (--server needs --backend vllm)" if server else ""))
+    if backend not in ("hf", "vllm", "auto") or (server and backend != "vllm"):
+        raise UserError(f"--backend {backend}: expected hf, vllm or auto" + (" (--server needs --backend vllm)" if server else ""))
     if include_path and not any(ref.startswith("lm-eval:") for ref in suite):
         raise UserError("--include-path: only for lm-eval tasks (--suite lm-eval:NAME)")
     suites = [load_suite(ref, limit, scope="full", include_path=include_path if ref.startswith("lm-eval:") else ())
@@ -199,12 +199,17 @@ def eval_cmd(
     results.prepare_output_dir(out)
     resolved = resolve_base(base)
     candidates = [make_candidate("base", resolved)] + [make_candidate(n, resolved, p) for n, p in adapters]
+    if backend == "vllm":
+        from harness.score.backends import vllm_support
+
+        vllm_support.require(resolved, adapters, engine=server is None)
     scored, _ = eval_command.run(resolved, candidates, suites, backend, dtype, out, use_cache=not no_cache, server=server)
     items = scored.items
     if len(items):
         _print_scores(summarize(items), suites)
     for f in scored.failures:
-        err_console.print(f"[red]suite {f.suite} failed[/]: {escape(f.reason)}")
+        err_console.print(f"[red]suite {f.suite} failed[/]" + (f" for {', '.join(f.candidates)}" if f.candidates else "")
+                          + f": {escape(f.reason)}")
     if len(items):
         console.print(f"wrote {out / paths.ITEMS} and {out / paths.SCORES}")
     else:
@@ -227,12 +232,13 @@ def _print_scores(summary, suites) -> None:
 
 def _parity(base_spec: str, adapters: list[str], server: str | None) -> None:
     from harness.models import check_adapter, resolve_base
-    from harness.score.backends import parity
+    from harness.score.backends import parity, vllm_support
 
     parsed = _parse_adapters(adapters)
     base = resolve_base(base_spec)
     for name, path in parsed:
         check_adapter(path, base, f"--adapter {name}={path}")
+    vllm_support.require(base, parsed, engine=server is None)
     rows = parity.check(base, [p for _, p in parsed], server)
     bad = [r for r in rows if not r["ok"]]
     worst = max((abs(r["hf"] - r["vllm"]) for r in rows if r["check"] == "prompt logprob"), default=0.0)
@@ -282,6 +288,7 @@ def serve(
     """Serve the base model and its adapters with vLLM's OpenAI-compatible server (run-time adapter loading on)."""
     from harness.models import check_adapter, resolve_base
     from harness.score.backends import serve as server
+    from harness.score.backends import vllm_support
 
     adapters = _parse_adapters(adapter)
     if dtype not in ("float32", "bfloat16"):
@@ -295,6 +302,7 @@ def serve(
         flag = f"--adapter {name}={path}"
         if (rank := check_adapter(path, resolved, flag).get("r", 8)) > max_lora_rank:
             raise UserError(f"{flag}: rank {rank} is above --max-lora-rank {max_lora_rank}")
+    vllm_support.require(resolved, adapters)
     proc, url = server.start(resolved, adapters, host, port, dtype, max_lora_rank)
     try:
         models = server.wait_ready(url, proc)
@@ -313,7 +321,7 @@ def sweep(
     timeout: Annotated[float | None, typer.Option(help="stop starting trials after this many seconds")] = None,
     study: Annotated[str | None, typer.Option(help="study name (default: the file's)")] = None,
     storage: Annotated[str | None, typer.Option(help="sqlite:///... or postgresql://... (default: a journal file under runs/<study>/)")] = None,
-    backend: Annotated[str | None, typer.Option(help="hf | vllm (default: the file's)")] = None,
+    backend: Annotated[str | None, typer.Option(help="hf | vllm | auto (default: the file's)")] = None,
     tracker: Annotated[list[str], typer.Option(help="mlflow | neptune | none; repeatable (default: the file's)")] = [],
     workers: Annotated[int, typer.Option(help="local workers sharing the study (each one engine); logs of the extra ones in runs/<study>/")] = 1,
     artifacts: Annotated[str | None, typer.Option(help="artifact store: a directory every worker and reader sees "
@@ -328,8 +336,8 @@ def sweep(
     cfg = config.load(file, "sweep")
     if workers < 1:
         raise UserError(f"--workers {workers}: must be at least 1")
-    if backend not in (None, "hf", "vllm"):
-        raise UserError(f"--backend {backend}: expected hf or vllm")
+    if backend not in (None, "hf", "vllm", "auto"):
+        raise UserError(f"--backend {backend}: expected hf, vllm or auto")
     if unknown := [t for t in tracker if t not in ("mlflow", "neptune", "none")]:
         raise UserError(f"--tracker {unknown[0]}: expected mlflow, neptune or none")
     if n_trials is not None and n_trials < 1:

@@ -53,6 +53,7 @@ class TrainConfig(Strict):
     lora_r: Annotated[int, Field(gt=0, le=256, description="LoRA rank")] = 16
     lora_alpha: Annotated[float | None, Field(gt=0, description="LoRA alpha (default: 2 * rank)")] = None
     lora_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    use_dora: Annotated[bool, Field(description="DoRA (weight-decomposed LoRA); vLLM cannot serve it: --backend auto scores it on hf")] = False
     target_modules: Annotated[list[str] | Literal["all-linear"], BeforeValidator(_comma_list),
                               Field(description="'all-linear' or a comma-separated list of module names")] = "all-linear"
     learning_rate: Annotated[float, Field(gt=0, lt=1)] = 2e-4
@@ -393,7 +394,7 @@ class SweepConfig(Strict):
     scoring: Scoring = Scoring()
     pick: PickOptions = PickOptions()
     seed: int = 0
-    backend: Literal["hf", "vllm"] = "hf"
+    backend: Literal["hf", "vllm", "auto"] = "hf"
     trackers: list[Literal["mlflow", "neptune", "none"]] = ["mlflow"]
     storage: str | None = None  # default: a journal file under runs/<study>/
 
@@ -491,6 +492,11 @@ class SweepConfig(Strict):
                                        "include_path": [at(p) for p in s.include_path]}) for s in self.suites]
         artifacts = str(at(self.artifacts)) if self.artifacts and "://" not in self.artifacts else self.artifacts
         return self.model_copy(update={"train": train, "suites": suites, "artifacts": artifacts})
+
+    def dora_trials(self) -> bool:
+        """Whether some trial may train a DoRA adapter (which the vllm engine cannot score)."""
+        p = self.space.get("use_dora")
+        return bool(self.train.use_dora) if p is None else p.type != "categorical" or True in p.choices
 
     def methods(self) -> list[str]:
         """The training methods the sweep's trials can use."""

@@ -103,7 +103,8 @@ def needs_vllm_cpu(argv: list[str]) -> bool:
         return False
     # A sweep's backend may come from its YAML: the preload is harmless for the hf backend.
     wants = argv[1:2] in (["serve"], ["sweep"]) or (argv[1:2] == ["doctor"] and "--parity" in argv)
-    return wants or any(a == "--backend" and b == "vllm" for a, b in zip(argv, argv[1:])) or "--backend=vllm" in argv
+    return wants or any(a == "--backend" and b in ("vllm", "auto") for a, b in zip(argv, argv[1:])) \
+        or "--backend=vllm" in argv or "--backend=auto" in argv
 
 
 def reexec_for_vllm_cpu(argv: list[str]) -> None:

@@ -13,6 +13,10 @@ from pathlib import Path
 from harness.runtime.hashing import sha256_json
 from harness.store import paths
 
+# Part of every key: bumped whenever a backend's answers change meaning, so none from before is reused.
+# 2: hf generation stops at a stop string in the generated text only (not one spanning the prompt's end).
+ANSWERS_VERSION = 2
+
 
 class ResponseCache:
     def __init__(self, path: Path | None = None, enabled: bool = True):
@@ -28,7 +32,7 @@ class ResponseCache:
     @staticmethod
     def key(backend: str, dtype: str, request) -> str:
         fields = {k: getattr(request, k) for k in request.__dataclass_fields__ if k != "candidate"}
-        return sha256_json([request.candidate.hash, backend, dtype, type(request).__name__, fields])
+        return sha256_json([request.candidate.hash, backend, dtype, type(request).__name__, fields, ANSWERS_VERSION])
 
     def get_many(self, keys: list[str]) -> dict[str, object]:
         self.asked += len(keys)

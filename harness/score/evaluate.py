@@ -62,7 +62,7 @@ def answer(backend: Backend, cache: ResponseCache, requests: list, progress=None
     loses at most COMMIT_REQUESTS answers or COMMIT_SECONDS of work, whichever is more: chunks start
     at COMMIT_REQUESTS and double while a backend call stays under a quarter of COMMIT_SECONDS (big
     batches keep the engines efficient), halving again when one takes longer than COMMIT_SECONDS."""
-    keys = [ResponseCache.key(backend.name, backend.dtype, r) for r in requests]
+    keys = [ResponseCache.key(backend.name_for(r.candidate), backend.dtype, r) for r in requests]
     known = cache.get_many(keys)
     missing = [i for i, k in enumerate(keys) if k not in known]
     if progress:
@@ -109,7 +109,8 @@ def score_suite(suite: Suite, candidates: list[Candidate], backend: Backend, cac
         answered = [(cand, inst, ans) for (n, cand, inst, _), ans in zip(requests, answers, strict=True) if n == name]
         rows += suite.kind.grade(suite, task, candidates, answered, None if len(tasks) == 1 else name)
     frame = pd.DataFrame([{**row, "candidate_hash": row["candidate"].hash, "candidate": row["candidate"].name, "suite": suite.name,
-                           "suite_version": suite.version, "backend": backend.name, "dtype": backend.dtype} for row in rows],
+                           "suite_version": suite.version, "backend": backend.name_for(row["candidate"]), "dtype": backend.dtype}
+                          for row in rows],
                          columns=ITEM_COLUMNS)
     return frame, elapsed
 
@@ -118,10 +119,12 @@ def evaluate(candidates: list[Candidate], suites: list[Suite], backend: Backend,
              into: ScoredRun | None = None) -> ScoredRun:
     """Score every candidate on every suite with `backend` (the caller's: it opens and closes it).
 
-    A suite whose scoring fails twice (the engine restarted in between) is recorded as a failure
-    and the run goes on. `live`: a running rich Progress to add the suite bars to (the sweep's);
-    else one of our own. `into`: the run to fill, suite by suite (a caller that records it in a
-    `finally` keeps what was scored before an interruption); else a new one.
+    A suite whose scoring fails is retried on a fresh engine candidate by candidate, so that one
+    candidate's failure (an adapter the engine cannot load) costs no other its items; a candidate that
+    fails alone is recorded as failed on that suite (after `--backend auto` moved it to hf and hf
+    failed too) and the run goes on. `live`: a running rich Progress to add the suite bars to (the
+    sweep's); else one of our own. `into`: the run to fill, suite by suite (a caller that records it in
+    a `finally` keeps what was scored before an interruption); else a new one.
     """
     run = into if into is not None else new_run(candidates, suites, backend)
     cache = ResponseCache(enabled=use_cache)
@@ -131,27 +134,50 @@ def evaluate(candidates: list[Candidate], suites: list[Suite], backend: Backend,
         for suite in suites:
             task_id = bar.add_task(f"  scoring {suite.name} × {len(candidates)} candidates", total=None)
             asked, hits = cache.asked, cache.hits
-            for attempt in (1, 2):
-                try:
-                    frame, seconds = score_suite(suite, candidates, backend, cache, tokenizer,
-                                                 lambda done, total: bar.update(task_id, completed=done, total=total))
-                except UserError:
-                    raise
-                except Exception as err:  # noqa: BLE001 - an engine failure fails this suite, not the run
-                    log.error("suite %s failed (attempt %d): %s: %s", suite.name, attempt, type(err).__name__, err)
-                    # Restart the engine once: close() drops it and the next request loads a fresh one.
-                    # Answers computed before the failure are in the cache and are not recomputed.
-                    backend.close()
-                    if attempt == 2:
-                        run.failures.append(SuiteFailureRecord(suite=suite.name, reason=f"{type(err).__name__}: {err}",
-                                                               candidates=[c.name for c in candidates]))
-                    continue
+
+            def score(cands: list[Candidate], suite=suite, task_id=task_id):
+                return score_suite(suite, cands, backend, cache, tokenizer,
+                                   lambda done, total: bar.update(task_id, completed=done, total=total))
+
+            try:
+                frame, seconds = score(candidates)
+            except UserError:
+                raise
+            except Exception as err:  # noqa: BLE001 - an engine failure fails candidates, not the run
+                log.error("suite %s failed (all candidates together): %s: %s", suite.name, type(err).__name__, err)
+                frame, seconds = _one_by_one(suite, candidates, backend, score, run)
+            if frame is not None:
                 run.add(suite.name, frame, seconds)
-                log.info("%s: %d items x %d candidates in %.1f s (%s)", suite.name, len(suite.rows), len(candidates), seconds,
+                log.info("%s: %d items x %d candidates in %.1f s (%s)", suite.name, len(suite.rows), frame.candidate.nunique(), seconds,
                          f"{cache.hits - hits} of {cache.asked - asked} answers from the cache" if cache.enabled else "cache off")
-                break
             bar.remove_task(task_id)
     return run
+
+
+def _one_by_one(suite: Suite, candidates: list[Candidate], backend: Backend, score, run: ScoredRun):
+    """The retry of a failed suite: the engine restarted (close(): the next request loads a fresh one),
+    then each candidate alone. Answers computed before a failure are in the cache, not recomputed."""
+    backend.close()
+    frames, seconds, failed = [], 0.0, {}
+    for cand in candidates:
+        for attempt in (1, 2):  # the second only where the backend handed the candidate on (--backend auto: to hf)
+            try:
+                frame, spent = score([cand])
+            except UserError:
+                raise
+            except Exception as err:  # noqa: BLE001
+                reason = f"{type(err).__name__}: {err}"
+                log.error("suite %s failed for %s: %s", suite.name, cand.name, reason)
+                backend.close()
+                if attempt == 1 and backend.reroute(cand, reason):
+                    continue
+                failed.setdefault(reason, []).append(cand.name)
+            else:
+                frames.append(frame)
+                seconds += spent
+            break
+    run.failures += [SuiteFailureRecord(suite=suite.name, reason=reason, candidates=names) for reason, names in failed.items()]
+    return (pd.concat(frames, ignore_index=True) if frames else None), seconds
 
 
 def new_run(candidates: list[Candidate], suites: list[Suite], backend: Backend) -> ScoredRun:

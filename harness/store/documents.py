@@ -54,6 +54,7 @@ class ScoredCandidate(Part):
     name: str
     hash: str
     adapter: str | None = None
+    backend: str | None = None  # what scored its items: hf | vllm (under --backend auto, per candidate)
 
 
 class ScoredSuite(Part):
@@ -82,6 +83,8 @@ class SuiteFailureRecord(Part):
 
 class ScoresDoc(Document):
     WHAT: ClassVar[str] = "scores file (the output of harness eval)"
+    VERSION: ClassVar[int] = 2  # 2: each candidate names the backend that scored it
+    schema_version: int = 2
     backend: str | None = None
     dtype: str | None = None
     seconds: dict[str, float] = Field({}, description="scoring wall time per suite, all candidates together")

@@ -142,11 +142,12 @@ def record(out_dir: Path, run: ScoredRun) -> ScoresDoc:
     described_c = {c.name: c for c in [*before.candidates, *run.candidates]}
     described_s = {s.name: s for s in [*before.suites, *run.suites]}
     present_c = items[["candidate", "candidate_hash"]].drop_duplicates()
+    scored_on = items.groupby("candidate")["backend"].agg(lambda b: ", ".join(sorted(set(b)))).to_dict() if len(items) else {}
     present_s = items.groupby(["suite", "suite_version"], sort=False)["item_id"].nunique()
     doc = ScoresDoc(
         backend=run.backend, dtype=run.dtype, seconds=run.seconds,
-        candidates=[ScoredCandidate(name=name, hash=h, adapter=described_c[name].adapter if name in described_c else None)
-                    for name, h in present_c.itertuples(index=False)],
+        candidates=[ScoredCandidate(name=name, hash=h, adapter=described_c[name].adapter if name in described_c else None,
+                                    backend=scored_on.get(name)) for name, h in present_c.itertuples(index=False)],
         suites=[ScoredSuite(name=name, version=version, n_items=int(n), headline=described_s[name].headline if name in described_s else None)
                 for (name, version), n in present_s.items()],
         scores=[ScoreRow(**row) for row in summarize(items).to_dict(orient="records")] if len(items) else [],

@@ -32,6 +32,9 @@ def check_inputs(cfg: SweepConfig, source: Path, prepare_base: bool = True) -> t
             raise UserError(f"{source}: {field}: suite {ref!r} is not one of the sweep's suites ({', '.join(suites)})")
         if metric is not None and metric not in suite.metric_names:
             raise UserError(f"{source}: {field}: {ref} has no metric {metric!r} (it has: {', '.join(suite.metric_names)})")
+    if cfg.backend == "vllm" and cfg.dora_trials():
+        raise UserError(f"{source}: backend: vllm cannot score DoRA adapters (use_dora); backend auto (or --backend auto) scores "
+                        "those trials on hf and the rest on vllm")
     methods = cfg.methods()
     if "sft" in methods:
         training_split(cfg.train.data, cfg.max_samples())

@@ -36,7 +36,7 @@ import optuna
 from harness.config import SweepConfig, TrainConfig
 from harness.errors import UserError
 from harness.runtime.processes import interrupt_name, raise_if_interrupted
-from harness.score.backends import create, make_candidate, parity
+from harness.score.backends import create, make_candidate, parity, vllm_support
 from harness.store import paths
 from harness.store.study import ADAPTIVE_META, OBJECTIVE_META, StudyHandle, candidate_name, is_base_trial, open_artifacts, params_of, storage_for
 from harness.store.study import TrialAttr as A
@@ -80,9 +80,9 @@ class SweepWorker:
         n_trials, timeout_s = cfg.budget.n_trials, cfg.budget.timeout_s
         if recovered := recover_stale(self.handle):
             log.warning("%d trial(s) of a dead worker marked failed and queued again", recovered)
-        if cfg.backend == "vllm":
+        if cfg.backend == "vllm" or (cfg.backend == "auto" and vllm_support.base_unsupported(self.base) is None):
             self._check_parity()
-        options = {"max_lora_rank": max_lora_rank(cfg)} if cfg.backend == "vllm" else {}
+        options = {"max_lora_rank": max_lora_rank(cfg)} if cfg.backend in ("vllm", "auto") else {}
         self.engine = create(cfg.backend, self.base, [make_candidate("base", self.base)], **options)
         self.trackers = make_trackers(cfg.trackers, cfg.study)
         dists = distributions(cfg)

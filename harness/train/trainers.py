@@ -109,7 +109,8 @@ def make_trainer(model, tokenizer, cfg: TrainConfig, dtype: str, train_rows, hel
     common = _common_args(cfg, dtype, workdir)
     extra = {}
     lora = None if isinstance(model, PeftModel) else LoraConfig(
-        r=cfg.lora_r, lora_alpha=cfg.alpha, lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules, task_type="CAUSAL_LM")
+        r=cfg.lora_r, lora_alpha=cfg.alpha, lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules, use_dora=cfg.use_dora,
+        task_type="CAUSAL_LM")
     if cfg.method == "sft":
         from trl import SFTConfig
 

@@ -39,7 +39,8 @@ def test_scores_json_describes_everything_the_items_hold(tmp_path):
     doc = store.record(tmp_path, second).model_dump(mode="json")
     assert json.loads((tmp_path / "scores.json").read_text()) == doc
     assert {c["name"]: c["adapter"] for c in doc["candidates"]} == {"base": None, "r8": "/a"}
+    assert {c["name"]: c["backend"] for c in doc["candidates"]} == {"base": "hf", "r8": "hf"}  # what the items say scored them
     assert doc["suites"] == [{"name": "mmlu", "version": "v1", "n_items": 8, "headline": "acc"}]
     assert {(s["candidate"], s["value"]) for s in doc["scores"]} == {("base", 0.0), ("r8", 1.0)}
     assert doc["failures"] == [{"suite": "x", "reason": "boom", "candidates": []}]
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2

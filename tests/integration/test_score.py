@@ -146,7 +146,7 @@ def test_engine_failure_marks_the_suite_failed_restarts_once_and_keeps_other_sui
 
     backend.close = dying_close
     backend._ensure_loaded()
-    backend._model = None  # the engine is gone, but the backend believes it is loaded ...
+    backend._models[:] = [None]  # the engine is gone, but the backend believes it is loaded ...
     backend._ensure_loaded = lambda: None  # ... and cannot restart: every request errors
     scored, _ = eval_command.run(base, cands, [load_suite("mmlu", 4)], "hf", out_dir=tmp_path / "o", backend=backend)
     items, failures = scored.items, scored.failures

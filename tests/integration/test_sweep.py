@@ -334,13 +334,18 @@ def test_adaptive_sizes_climb_the_ladder_then_choose_by_the_forecast(tiny_model,
 
 @pytest.mark.needs("vllm")
 def test_a_vllm_sweep_checks_parity_then_scores_every_trial_on_one_engine(tiny_model, tmp_path, harness_home):
-    """--backend vllm (the file says hf): the parity pre-check against transformers+peft runs first, then
-    ONE engine, sized up front for the space's largest rank, scores the base and every trial's adapter;
+    """--backend auto (the file says hf) over a space with DoRA: the parity pre-check against
+    transformers+peft runs first, then ONE engine, sized up front for the space's largest rank, scores
+    the base and every LoRA trial, and the DoRA trials (which vLLM cannot serve) are scored on hf;
     --n-trials overrides the file's budget and --study its study name."""
-    cfg = sweep_file(tmp_path, tiny_model, "filename", n_trials=3, trackers=("none",))
+    cfg = sweep_file(tmp_path, tiny_model, "filename", n_trials=2, trackers=("none",))
     assert "backend: hf" in cfg.read_text()
-    cfg.write_text(cfg.read_text().replace("choices: [4, 8]", "choices: [4, 16]"))
-    proc = run_cli("sweep", str(cfg), "--n-trials", "2", "--backend", "vllm", "--study", "onengine", cwd=tmp_path, timeout=1200)
+    cfg.write_text(cfg.read_text().replace("choices: [4, 8]", "choices: [4, 16]}\n  use_dora: {type: categorical, choices: [false, true]"))
+    # the same file with --backend vllm: refused before anything runs, naming the file and the way out
+    refused = run_cli("sweep", str(cfg), "--backend", "vllm", cwd=tmp_path)
+    assert refused.returncode == 2 and f"{cfg}: backend: vllm cannot score DoRA adapters" in refused.stderr, refused.stderr[-2000:]
+    assert "backend auto" in refused.stderr and not (tmp_path / "runs").exists()
+    proc = run_cli("sweep", str(cfg), "--n-trials", "3", "--backend", "auto", "--study", "onengine", cwd=tmp_path, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (tmp_path / "runs/onengine/journal.log").is_file() and not (tmp_path / "runs/filename").exists()
     parity = [line for line in proc.stderr.splitlines() if "parity hf vs vllm:" in line]
@@ -352,10 +357,13 @@ def test_a_vllm_sweep_checks_parity_then_scores_every_trial_on_one_engine(tiny_m
     assert len(engines) == 1 and "max_lora_rank 16" in engines[0], engines  # sized for rank 16 before any adapter existed
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/onengine/journal.log")))
     trials = [t for t in optuna.load_study(study_name="onengine", storage=storage).get_trials() if t.state.name == "COMPLETE"]
-    assert len(trials) == 3  # the base and --n-trials 2 (the file said 3)
+    assert len(trials) == 4  # the base and --n-trials 3 (the file said 2)
+    dora = {t.number: t.params.get("use_dora", False) for t in trials}
+    assert set(dora.values()) == {False, True}, dora
     for t in trials:
         name = "base" if t.number == 0 else f"trial-{t.number}"
-        assert set(pd.read_parquet(tmp_path / "runs/onengine" / name / "items.parquet").backend) == {"vllm"}, name
+        scored_on = set(pd.read_parquet(tmp_path / "runs/onengine" / name / "items.parquet").backend)
+        assert scored_on == ({"hf"} if dora[t.number] else {"vllm"}), (name, scored_on)
 
 
 def test_timeout_stops_starting_trials_and_a_rerun_goes_on(tiny_model, tmp_path, harness_home):

@@ -216,7 +216,7 @@ def test_harness_train_options_take_effect(tiny_model, tmp_path):
               "--lora-dropout", "0.1", "--target-modules", "q_proj,v_proj", "--epochs", "2", "--max-seq-len", "160", "--batch-size", "4",
               "--grad-accum", "2", "--warmup-ratio", "0.5", "--dtype", "float32", "--padding-free"]
     runs = {"main": ["--learning-rate", "0.003", "--seed", "5"], "slow": ["--learning-rate", "0.0003", "--seed", "5"],
-            "reseeded": ["--learning-rate", "0.003", "--seed", "6"]}
+            "reseeded": ["--learning-rate", "0.003", "--seed", "6", "--use-dora"]}
     for name, extra in runs.items():
         proc = run_cli(*common, *extra, "--out", str(tmp_path / name))
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -236,6 +236,11 @@ def test_harness_train_options_take_effect(tiny_model, tmp_path):
     assert moved("slow") < moved("main") / 3
     a_keys = [k for k in weights["main"] if "lora_A" in k]
     assert all(not torch.equal(weights["main"][k], weights["reseeded"][k]) for k in a_keys)
+    # --use-dora: a DoRA adapter (a magnitude vector per adapted module), which vLLM cannot serve
+    dora = json.loads((tmp_path / "reseeded/adapter_config.json").read_text())
+    assert dora["use_dora"] is True and config["use_dora"] is False
+    assert sum("lora_magnitude_vector" in k for k in weights["reseeded"]) == 2 * 2  # q_proj and v_proj of 2 layers
+    assert not any("lora_magnitude_vector" in k for k in weights["main"])
 
 
 def test_harness_train_preference_options_take_effect(tiny_model, tiny_adapters, tmp_path):

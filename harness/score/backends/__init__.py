@@ -20,6 +20,7 @@ BACKENDS: Registry[type[Backend]] = Registry("--backend")
 BACKENDS.add("hf", "harness.score.backends.hf:HFBackend")
 BACKENDS.add("vllm", "harness.score.backends.vllm:VLLMBackend")
 BACKENDS.add("vllm-server", "harness.score.backends.vllm_server:VLLMServerBackend")
+BACKENDS.add("auto", "harness.score.backends.routed:RoutedBackend")  # vllm where it can, hf for the rest
 
 
 def create(kind: str, base: BaseModel, candidates: list[Candidate], dtype: str = "float32", **options) -> Backend:

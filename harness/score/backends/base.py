@@ -70,5 +70,13 @@ class Backend(ABC):
         """Make more candidates servable without restarting the engine (a sweep adds one per trial)."""
         self.candidates = [*self.candidates, *(c for c in candidates if c not in self.candidates)]
 
+    def name_for(self, candidate: Candidate) -> str:
+        """The backend that answers this candidate (its cache key and its item rows' `backend`)."""
+        return self.name
+
+    def reroute(self, candidate: Candidate, reason: str) -> bool:
+        """Give a candidate this backend failed on to another one; False: there is no other."""
+        return False
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the engine."""

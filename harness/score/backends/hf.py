@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 from harness.errors import UserError
 from harness.models import BaseModel, load_causal_lm, load_tokenizer
+from harness.runtime.files import read_json
 from harness.score.backends.base import (
     Backend,
     Candidate,
@@ -39,41 +40,60 @@ class HFBackend(Backend):
         # Decoding on a CPU reads every weight once per step whatever the batch: 48 rows decoded 50
         # extraction answers 1.3x faster than 16 (measured for the W1 bench).
         self.batch_tokens, self.gen_batch_size = batch_tokens, gen_batch_size
-        self._model = self._tokenizer = None  # loaded on the first cache miss
+        self._model = self._tokenizer = None  # loaded on the first cache miss; _model: the one in use
+        self._models: list = []  # the shared model (index 0), then one per adapter that cannot share it
+        self._home: dict[str, int] = {}  # candidate hash -> index in _models (the base: 0)
 
     # ------------------------------------------------------------ loading
     def _ensure_loaded(self):
-        if self._model is not None:
+        if self._models:
             return
-        HFBackend.base_loads += 1
         self._tokenizer = load_tokenizer(self.base)
-        model = load_causal_lm(self.base, self.dtype)
-        model.eval()
-        self._model = model
+        self._model = self._new_model()
+        self._models = [self._model]
         self._load_adapters([c for c in self.candidates if not c.is_base])
 
+    def _new_model(self):
+        HFBackend.base_loads += 1
+        model = load_causal_lm(self.base, self.dtype)
+        model.eval()
+        return model
+
     def _load_adapters(self, adapters: list[Candidate]) -> None:
+        """Every adapter joins the one shared model, but one with `modules_to_save` (whole copies of
+        modules, e.g. Unsloth's embed_tokens + lm_head): peft cannot stack another adapter's LoRA on a
+        module such a copy replaced, so it gets a model of its own (one more base in memory)."""
+        for cand in adapters:
+            own = bool(read_json(cand.adapter / "adapter_config.json", "peft adapter config").get("modules_to_save"))
+            index = len(self._models) if own else 0
+            if own:
+                log.info("%s saves whole modules (modules_to_save): scored on a base model of its own", cand.name)
+                self._models.append(self._new_model())
+            self._models[index] = self._with_adapter(self._models[index], cand)
+            self._home[cand.hash] = index
+
+    def _with_adapter(self, model, cand: Candidate):
         from peft import PeftModel
 
-        for cand in adapters:
-            try:
-                if isinstance(self._model, PeftModel):
-                    self._model.load_adapter(cand.adapter, adapter_name=cand.hash)
-                else:
-                    self._model = PeftModel.from_pretrained(self._model, cand.adapter, adapter_name=cand.hash)
-            except (RuntimeError, ValueError, KeyError) as err:
-                first = str(err).strip().splitlines()[0][:200]
-                raise UserError(f"--adapter {cand.name}={cand.adapter}: does not fit base {self.base.spec}: {first}") from None
-        self._model.eval()
+        try:
+            if isinstance(model, PeftModel):
+                model.load_adapter(cand.adapter, adapter_name=cand.hash)
+            else:
+                model = PeftModel.from_pretrained(model, cand.adapter, adapter_name=cand.hash)
+        except (RuntimeError, ValueError, KeyError) as err:
+            first = str(err).strip().splitlines()[0][:200]
+            raise UserError(f"--adapter {cand.name}={cand.adapter}: does not fit base {self.base.spec}: {first}") from None
+        return model.eval()
 
     def add_candidates(self, candidates: list[Candidate]) -> None:
         new = [c for c in candidates if c not in self.candidates]
         super().add_candidates(new)
-        if self._model is not None:
+        if self._models:
             self._load_adapters([c for c in new if not c.is_base])
 
     @contextmanager
     def _active(self, candidate: Candidate):
+        self._model = self._models[self._home.get(candidate.hash, 0)]
         if not hasattr(self._model, "disable_adapter"):
             yield
         elif candidate.is_base:
@@ -184,9 +204,10 @@ class HFBackend(Backend):
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts]).to(self._model.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts]).to(self._model.device)
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        stops = [stop_in_generated(until, width, self._tokenizer)] if any(until) else []
         out = self._model.generate(
             input_ids=ids, attention_mask=mask, max_new_tokens=max_tokens, pad_token_id=pad,
-            stop_strings=list(until) or None, tokenizer=self._tokenizer, top_p=None, top_k=None, **sampling,
+            stopping_criteria=stops, top_p=None, top_k=None, **sampling,
         )
         texts = []
         for row, prompt in zip(out, prompts, strict=True):
@@ -197,6 +218,7 @@ class HFBackend(Backend):
 
     def close(self) -> None:
         self._model = self._tokenizer = None
+        self._models, self._home = [], {}
 
 
 def _packed_len(pack) -> int:
@@ -208,6 +230,25 @@ def _softcap(logits, cap: float):
     import torch
 
     return torch.tanh(logits / cap) * cap
+
+
+def stop_in_generated(until, prompt_width: int, tokenizer):
+    """Each row is done once a stop string appears in the text it generated. transformers' own
+    `stop_strings` also matches one spanning the prompt's end (a chat prompt ending in "\n" and a
+    generated "\n" stopped at "\n\n" after one token); lm-eval and vLLM look at the generated text
+    only. Only the last few tokens are decoded per step: a stop string's tokens and two more."""
+    import torch
+    from transformers import StoppingCriteria
+
+    stops = [s for s in until if s]
+    lookback = max(len(tokenizer.encode(s, add_special_tokens=False)) for s in stops) + 2
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            tails = tokenizer.batch_decode(input_ids[:, max(prompt_width, input_ids.shape[1] - lookback):], skip_special_tokens=True)
+            return torch.tensor([any(s in tail for s in stops) for tail in tails], device=input_ids.device)
+
+    return _Stop()
 
 
 def cut_at_stop(text: str, until) -> str:
