@@ -157,10 +157,10 @@ def pytest_collection_modifyitems(config, items):
         if not is_xdist_worker(config):
             raise pytest.UsageError(message)
         # An exit from a worker's collection crashes xdist's controller: leave the message for it instead.
-        missing_components_file(config).write_text(message)
+        missing_components_file().write_text(message)
 
 
-def missing_components_file(config) -> Path:
+def missing_components_file() -> Path:
     """Where an xdist worker leaves the missing components for the controller: beside the run's CLI log."""
     return Path(os.environ["HARNESS_CLI_LOG"]).parent / "missing-components.txt"
 
@@ -171,7 +171,7 @@ def pytest_xdist_node_collection_finished(node, ids):
     run, and (under CI=true) which components are missing: then the run stops before any test, exit 4."""
     config = node.config
     config.stash[COLLECTED].update(REPO / nodeid.split("::")[0] for nodeid in ids)
-    missing = missing_components_file(config)
+    missing = missing_components_file()
     if missing.exists() and USAGE_ERROR not in config.stash:
         config.stash[USAGE_ERROR] = missing.read_text()
         for line in config.stash[USAGE_ERROR].splitlines():
