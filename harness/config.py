@@ -25,7 +25,7 @@ from pydantic import (
 
 from harness.errors import UserError
 from harness.runtime.files import read_text
-from harness.store.artifacts import url_problem
+from harness.store.artifacts import shown_url, url_problem
 
 
 class Strict(BaseModel):
@@ -405,15 +405,15 @@ class SweepConfig(Strict):
             raise ValueError(f"{url!r}: expected a URL starting with {', '.join(STORAGE_SCHEMES)} (or no storage: a journal file)")
         return url
 
-    artifacts: str | None = None  # the artifact store, a directory (shared by every machine); default runs/<study>/artifacts
+    artifacts: str | None = None  # the artifact store: a directory every machine sees, or s3://bucket/prefix; default runs/<study>/artifacts
     merge: MergeSpec | None = None
     replicates: Replicates = Replicates()
 
     @field_validator("artifacts")
     @classmethod
-    def _a_directory(cls, url):
+    def _a_store(cls, url):
         if url is not None and (problem := url_problem(url)):
-            raise ValueError(f"{url!r}: {problem}")
+            raise ValueError(f"{shown_url(url)!r}: {problem}")
         return url
 
     @model_validator(mode="before")
@@ -582,6 +582,11 @@ def load(path: Path, kind: str | None = None) -> Strict:
     return cfg.relative_to(Path(path).parent) if isinstance(cfg, SweepConfig) else cfg
 
 
+def masked_userinfo(text: str) -> str:
+    """Any user:password@ of a URL in `text` masked: a storage or store URL given with credentials is echoed without them."""
+    return re.sub(r"([A-Za-z][\w+.-]*://)[^/@\s'\"]*@", r"\1***@", text)
+
+
 def format_errors(path: Path, err: ValidationError) -> list[str]:
     lines = []
     for e in err.errors():
@@ -591,7 +596,7 @@ def format_errors(path: Path, err: ValidationError) -> list[str]:
         else:
             msg = e["msg"].removeprefix("Value error, ")
             if "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
-                msg += f" (got {e['input']!r})"
+                msg += f" (got {masked_userinfo(repr(e['input']))})"
         lines.append(f"{path}: {field}: {msg} (reference: docs/suites.md)")
     return lines
 
@@ -602,6 +607,6 @@ def validate_args(model: type[Strict], values: dict) -> Strict:
         return model.model_validate(values)
     except ValidationError as err:
         raise UserError(*(
-            f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" + (f" (got {e['input']!r})" if "input" in e else "")
+            f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" + (f" (got {masked_userinfo(repr(e['input']))})" if "input" in e else "")
             for e in err.errors()
         )) from None

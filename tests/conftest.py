@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -270,11 +271,11 @@ main()
 """
 
 
-def run_cli_noting_imports(*args: str, cwd: Path, timeout: float = 300) -> tuple[subprocess.CompletedProcess, list[str]]:
+def run_cli_noting_imports(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
     """Run `harness` and note which model-loading modules it imported by its exit: "before any model
     loads" is asserted, not timed."""
     imports = Path(tempfile.mkdtemp(prefix="harness-imports-")) / "imports.txt"
-    env = {**os.environ, "HARNESS_TEST_IMPORTS": str(imports), "HARNESS_REEXEC": "1", "COLUMNS": "200"}
+    env = {**os.environ, **(env or {}), "HARNESS_TEST_IMPORTS": str(imports), "HARNESS_REEXEC": "1", "COLUMNS": "200"}
     proc = subprocess.run([sys.executable, "-c", NOTING_IMPORTS, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
     loaded = [m for m in imports.read_text().split(",") if m] if imports.exists() else ["(no report: the process died)"]
     shutil.rmtree(imports.parent, ignore_errors=True)
@@ -503,3 +504,39 @@ def postgres_url():
     finally:
         subprocess.run([*as_pg, pg / "pg_ctl", "-D", root / "db", "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture()
+def s3_server():
+    """A real S3 API (moto's standalone server) on 127.0.0.1 that checks credentials, with one bucket:
+    yields the AWS environment of a user allowed s3:* (endpoint, key, secret) and the bucket's name."""
+    import boto3
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    # moto checks signatures and IAM policies once its first SETUP_ACTIONS requests (made here, unsigned) are spent
+    setup_actions = 4
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(setup_actions)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        anyone = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "setup", "aws_secret_access_key": "setup"}
+        iam = boto3.client("iam", **anyone)
+        iam.create_user(UserName="harness")
+        iam.put_user_policy(UserName="harness", PolicyName="s3", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="harness")["AccessKey"]
+        boto3.client("s3", **anyone).create_bucket(Bucket="harness-test")
+        yield {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+               "AWS_DEFAULT_REGION": "us-east-1"}, "harness-test"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -5,7 +5,8 @@ under HARNESS_HOME/artifacts/<id>/ is valid forever and two readers may fill it 
 writes its own temp file, one whole copy wins). A folder travels as one tar archive and is
 unpacked once into the cache.
 
-Stores: a directory, typically on a shared filesystem (`optuna.artifacts.FileSystemArtifactStore`).
+Stores: a directory, typically on a shared filesystem (`optuna.artifacts.FileSystemArtifactStore`),
+or an S3-compatible bucket, `s3://bucket/prefix` (`object_store.py`, Optuna's Boto3ArtifactStore).
 What a trial uploads and which ids belong to which trial: `study.py`.
 """
 
@@ -14,11 +15,12 @@ from __future__ import annotations
 import shutil
 import tarfile
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 from harness.errors import UserError
 from harness.runtime.files import atomic_path, publish_dir
-from harness.store import paths
+from harness.store import object_store, paths
 
 ARCHIVE = "folder.tar"  # the file name a folder is uploaded under
 
@@ -28,29 +30,48 @@ class ArtifactMissing(Exception):
 
 
 def url_problem(url: str) -> str | None:
-    """Why `url` cannot name an artifact store, or None: a directory path or a file:// URL."""
+    """Why `url` cannot name an artifact store, or None: a directory path, a file:// URL or s3://bucket/prefix."""
+    if object_store.is_s3(url):
+        return object_store.url_problem(url)
     if "://" in url and not url.startswith("file://"):
-        return f"expected a directory (a shared filesystem for several machines); {url.split('://')[0]}:// stores are not supported"
+        return (f"expected a directory (a shared filesystem for several machines) or s3://bucket/prefix; "
+                f"{url.split('://')[0]}:// stores are not supported")
     return None
 
 
-class ArtifactStore:
-    """An artifact store opened from a URL: a directory path (or file:// URL)."""
+def shown_url(url: str) -> str:
+    """An artifact store's URL fit for messages (an s3:// URL with a key in it is masked)."""
+    return object_store.shown(url) if object_store.is_s3(url) else url
 
-    def __init__(self, url: str, create: bool = False):
+
+def is_local(url: str) -> bool:
+    """A directory (as this machine sees it), not an object store every machine reaches by the same URL."""
+    return not object_store.is_s3(url)
+
+
+class ArtifactStore:
+    """An artifact store opened from a URL: a directory path (or file:// URL), or s3://bucket/prefix.
+
+    `create`: the caller writes (a sweep worker): a directory is made if missing, and a bucket is checked
+    for writing under the prefix (buckets are never created)."""
+
+    def __init__(self, url: str, create: bool = False, label: str = "--artifacts"):
         if problem := url_problem(url):
-            raise UserError(f"--artifacts {url}: {problem}")
+            raise UserError(f"{label} {shown_url(url)}: {problem}")
+        self.url = url
+        if object_store.is_s3(url):
+            self._store = object_store.open_store(url, label, writable=create)
+            return
         path = Path(url.removeprefix("file://")).expanduser()
         if create:
             try:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as err:
-                raise UserError(f"--artifacts {url}: cannot create the directory: {err.strerror}") from None
+                raise UserError(f"{label} {url}: cannot create the directory: {err.strerror}") from None
         if not path.is_dir():
-            raise UserError(f"--artifacts {url}: no such directory here (give --artifacts with where this machine sees the store)")
+            raise UserError(f"{label} {url}: no such directory here (give --artifacts with where this machine sees the store)")
         from optuna.artifacts import FileSystemArtifactStore
 
-        self.url, self.path = url, path
         self._store = FileSystemArtifactStore(path)
 
     def __str__(self) -> str:
@@ -89,8 +110,8 @@ class ArtifactStore:
             reader = self._store.open_reader(artifact_id)
         except (ArtifactNotFound, ValueError) as err:  # ValueError: an id that is not a plain name
             raise ArtifactMissing(f"artifact {artifact_id} is not in {self.url}") from err
-        with reader, atomic_path(final) as tmp, open(tmp, "wb") as out:
-            shutil.copyfileobj(reader, out)
+        with closing(reader), atomic_path(final) as tmp, open(tmp, "wb") as out:
+            shutil.copyfileobj(reader, out, 1 << 20)
         return final
 
     def fetch_folder(self, artifact_id: str) -> Path:

@@ -85,17 +85,17 @@ def read_scores(out_dir: Path) -> ScoresDoc:
     return documents.read(Path(out_dir) / SCORES, ScoresDoc)
 
 
-def writable_dir(out_dir: Path) -> Path:
-    """--out: the directory exists (made if need be) and can be written, or one line says why."""
+def writable_dir(out_dir: Path, flag: str = "--out") -> Path:
+    """A directory to write into (`flag` names it in errors): it exists (made if need be) and can be written, or one line says why."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: exists and is not a directory")
+        raise UserError(f"{flag} {out_dir}: exists and is not a directory")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UserError(f"--out {out_dir}: cannot create: {err.strerror}") from None
+        raise UserError(f"{flag} {out_dir}: cannot create: {err.strerror}") from None
     if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out_dir}: not writable")
+        raise UserError(f"{flag} {out_dir}: not writable")
     return out_dir
 
 

@@ -21,7 +21,7 @@ import optuna
 from harness.config import STORAGE_SCHEMES
 from harness.errors import UserError
 from harness.store import paths
-from harness.store.artifacts import ArtifactStore
+from harness.store.artifacts import ArtifactStore, is_local
 from harness.store.paths import ITEMS, SCORES, TRAIN_RECORD
 
 log = logging.getLogger(__name__)
@@ -147,16 +147,17 @@ def open_artifacts(study: optuna.Study, given: str | None, create: bool = False)
     if given is not None and "://" not in given:
         given = str(Path(given).expanduser().resolve())  # absolute: readers elsewhere see what was meant
     url = given or recorded or paths.default_artifacts(study.study_name)
-    if create and recorded is None:
+    if given is None and not create and is_local(url) and not Path(url.removeprefix("file://")).is_dir():
+        whose = "recorded by its sweep" if recorded else "the default"
+        raise UserError(f"study {study.study_name}: its artifact store {url} ({whose}) is not here; "
+                        "give --artifacts with the directory as this machine sees it")
+    store = ArtifactStore(url, create=create, label="--artifacts" if given else f"study {study.study_name}: its artifact store")
+    if create and recorded is None:  # recorded once the store answered: a mistyped bucket is not remembered
         study.set_user_attr(ARTIFACTS_META, url)
     elif create and recorded != url:
         log.warning("study %s records its artifacts in %s; this worker writes to %s (readers need --artifacts for it)",
                     study.study_name, recorded, url)
-    if given is None and not create and not Path(url.removeprefix("file://")).is_dir():
-        whose = "recorded by its sweep" if recorded else "the default"
-        raise UserError(f"study {study.study_name}: its artifact store {url} ({whose}) is not here; "
-                        "give --artifacts with the directory as this machine sees it")
-    return ArtifactStore(url, create=create)
+    return store
 
 
 # ---------------------------------------------------------------- the handle

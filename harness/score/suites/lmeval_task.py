@@ -160,7 +160,7 @@ class LmEvalTask(SuiteKind):
                     scores = [i.resps[0][0] for i in insts]
                     pred = choices[max(range(len(scores)), key=scores.__getitem__)]
                     ref = choices[target] if isinstance(target, int) else target
-                    extra = {"logprobs": scores}
+                    extra = {"logprobs": scores, "target": target}  # lm-eval's own target (a choice's index), for its sample format
                 else:
                     pred, ref = insts[0].filtered_resps[filters[0]], target
                     extra = {"response": insts[0].resps[0]} if insts[0].resps[0] != pred else {}
