@@ -77,7 +77,8 @@ def lm_eval_samples(out: Path, task: str) -> pd.DataFrame:
 
 def test_lm_eval_tasks_score_item_by_item_as_lm_eval_itself(smollm2_dir, task_dir, tmp_path, harness_home):
     proc = run_cli("eval", "--base", str(smollm2_dir), "--suite", "lm-eval:harness_record_type", "--suite", "lm-eval:harness_record_number",
-                   "--include-path", str(task_dir), "--out", str(tmp_path / "ours"), timeout=1800)
+                   "--include-path", str(task_dir), "--out", str(tmp_path / "ours"), "--lm-eval-output", str(tmp_path / "ours-lm"),
+                   timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ours = pd.read_parquet(tmp_path / "ours/items.parquet")
     ours = ours[ours.candidate == "base"].assign(doc_id=lambda f: f.item_id.astype(int))
@@ -157,3 +158,57 @@ def test_lm_evals_own_api_client_scores_an_adapter_served_by_harness_serve(tiny_
     r8_ll = results["r8"].sort_index().resps.map(lambda r: [float(c[0][0]) for c in r]).tolist()
     assert max(abs(a - b) for x, y in zip(base_ll, r8_ll, strict=True) for a, b in zip(x, y, strict=True)) > 0.1, \
         "the adapter's numbers, not the base's"
+
+    assert_same_layout_as_lm_eval(tmp_path / "ours-lm", tmp_path / "lm", ours)
+
+
+def assert_same_layout_as_lm_eval(ours_dir: Path, theirs_dir: Path, items: pd.DataFrame) -> None:
+    """Our --lm-eval-output next to lm-eval's own --output_path/--log_samples on the same tasks: the same
+    files found by lm-eval's file helpers, every key lm-eval writes, the same documents, values that agree;
+    read back by `datasets`' json loader (as lm-eval's Hub card loads them) and by `harness report --items`."""
+    import datasets
+    from lm_eval import utils as lm_utils
+
+    from harness.store import external
+
+    def files(root):
+        names = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+        return lm_utils.get_results_filenames([f"/{n}" for n in names]), lm_utils.get_sample_results_filenames([f"/{n}" for n in names])
+
+    (our_results, our_samples), (their_results, their_samples) = files(ours_dir), files(theirs_dir)
+    assert len(our_results) == len(their_results) == 1
+    assert sorted(map(lm_utils.get_file_task_name, map(lambda f: Path(f).name, our_samples))) == \
+        sorted(map(lm_utils.get_file_task_name, map(lambda f: Path(f).name, their_samples)))
+    mine = json.loads((ours_dir / our_results[0].lstrip("/")).read_text())
+    theirs = json.loads((theirs_dir / their_results[0].lstrip("/")).read_text())
+    assert mine["model_name"] == "base" and "peft=" not in mine["config"]["model_args"]
+    for key in ("results", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "config", "date",
+                "task_hashes", "model_name", "model_name_sanitized"):
+        assert key in mine and key in theirs, key
+    for task, entry in theirs["results"].items():
+        assert set(mine["results"][task]) == set(entry), (task, set(mine["results"][task]) ^ set(entry))
+        for key, value in entry.items():
+            if key != "alias":
+                assert abs(mine["results"][task][key] - value) <= 0.02, (task, key, mine["results"][task][key], value)
+        assert mine["n-samples"][task] == theirs["n-samples"][task]
+    for task in theirs["results"]:
+        our_file = next(ours_dir / f.lstrip("/") for f in our_samples if lm_utils.get_file_task_name(Path(f).name) == task)
+        their_file = next(theirs_dir / f.lstrip("/") for f in their_samples if lm_utils.get_file_task_name(Path(f).name) == task)
+        our_lines = [json.loads(line) for line in our_file.read_text().splitlines()]
+        their_lines = [json.loads(line) for line in their_file.read_text().splitlines()]
+        assert set(their_lines[0]) - {"arguments"} <= set(our_lines[0]), set(their_lines[0]) - set(our_lines[0])
+        by_doc = {(x["doc_id"], x["filter"]): x for x in their_lines}
+        assert set(by_doc) == {(x["doc_id"], x["filter"]) for x in our_lines}
+        for line in our_lines:
+            other = by_doc[(line["doc_id"], line["filter"])]
+            assert line["doc"] == other["doc"] and line["target"] == other["target"]
+            assert line["metrics"] == other["metrics"]
+        loaded = datasets.load_dataset("json", data_files=str(our_file), split="train")
+        assert loaded.num_rows == len(our_lines) and sorted(loaded["doc_id"]) == sorted(x["doc_id"] for x in our_lines)
+    back = external.read(ours_dir)
+    assert set(back.candidate) == {"base"} and len(back) == len(items)
+    for row in back.itertuples():
+        original = items[(items.suite == row.suite) & (items.item_id == row.item_id)]
+        theirs_named = {lm_name: v for lm_name, v in json.loads(row.metrics).items()}
+        ours_named = {k if "," in k else f"{k},none": v for k, v in json.loads(original.metrics.iloc[0]).items()}
+        assert theirs_named == ours_named, (row.suite, row.item_id)
