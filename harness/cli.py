@@ -393,6 +393,24 @@ def dashboard(
 
 
 @app.command()
+def ui(
+    port: Annotated[int, typer.Option()] = 5000,
+    host: Annotated[str, typer.Option(help="bind address; keep 127.0.0.1 unless you mean to expose it")] = "127.0.0.1",
+):
+    """MLflow's UI over the runs the sweeps logged (runs/mlflow.db, or MLFLOW_TRACKING_URI): one run per study, one nested
+    run per trial with its parameters and metrics. Needs the ui extra: pip install 'harness[ui]'."""
+    from harness.sweep.trackers import mlflow_ui
+
+    def ready(url: str, store: str) -> None:
+        console.print(f"MLflow UI at {url}  over {store}  (Ctrl-C stops)", soft_wrap=True, markup=False, highlight=False)
+
+    try:
+        mlflow_ui.serve(host, port, ready)
+    except KeyboardInterrupt as err:
+        console.print(f"stopping the MLflow UI ({processes.interrupt_name(err)})")
+
+
+@app.command()
 def report(
     study: Annotated[str | None, typer.Argument(help="study name (runs/<study>/ or --storage); or give --items")] = None,
     items: Annotated[Path | None, typer.Option(help="per-item scores made anywhere instead of a study: CSV or Parquet (candidate, "
@@ -410,13 +428,17 @@ def report(
                                                                                 "to report the pick's score on (default: on)")] = None,
     target: Annotated[str | None, typer.Option(help="SUITE.METRIC=VALUE: forecast the samples needed to reach it")] = None,
     artifacts: Annotated[str | None, typer.Option(help=ARTIFACTS_HELP)] = None,
+    all_studies: Annotated[bool, typer.Option("--all", help="report every study here and in --storage, then the index of "
+                                                            "the reports folder (index.html): one line per study, linking to each report")] = False,
 ):
     """Leaderboards (HTML with plots, Markdown, CSV), the pick (best.json), the learning-curve forecast and tidy results,
-    for a study or for per-item scores made anywhere."""
+    for a study or for per-item scores made anywhere; reports/index.html lists every study reported there."""
     from harness.select import report as reporting
+    from harness.select import study_index
     from harness.select.pick import RULES, options_for
     from harness.store import paths
     from harness.store.results import writable_dir
+    from harness.store.study import shown_url
 
     if pick not in RULES:
         raise UserError(f"--pick {pick}: expected {' or '.join(RULES)}")
@@ -433,13 +455,54 @@ def report(
             goal = None
         if not sep or "." not in metric or goal is None or not 0 <= goal[1] <= 1:
             raise UserError(f"--target {target}: expected SUITE.METRIC=VALUE with VALUE within [0, 1]")
+    if all_studies:
+        if study is not None or items is not None or out is not None or artifacts is not None:
+            raise UserError("--all reports every study into reports/: give no STUDY, --items, --out or --artifacts with it")
+        _report_all(storage, pick, margin, alpha, confirm, goal)
+        return
     data = _study_or_items(study, items, base, storage, artifacts)
     out = writable_dir(out or paths.report_dir(data.name))
-    best = reporting.write(data, out, pick, options_for(data, margin, alpha, confirm), goal)
+    where = str(items) if items is not None else shown_url(storage) if storage else None
+    best = reporting.write(data, out, pick, options_for(data, margin, alpha, confirm), goal, where)
     for line in (reporting.verdict(best), reporting.decision(best), best.forecast.sentence if best.forecast else None):
         if line:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(f"report in {out / paths.REPORT_HTML}", markup=False, highlight=False)
+    if study_index.in_reports_folder(out):
+        index, n = study_index.write_index()
+        console.print(f"index of {n} {'study' if n == 1 else 'studies'} in {index}", markup=False, highlight=False)
+
+
+def _report_all(storage: str | None, pick: str, margin: float | None, alpha: float | None, confirm: bool | None,
+                goal: tuple[str, float] | None) -> None:
+    """`report --all`: every study found, each into reports/<study>/, then the index; a study that
+    cannot be reported is named and the others go on (exit 1 after the index)."""
+    from harness.select import report as reporting
+    from harness.select import study_index
+    from harness.select.pick import options_for
+    from harness.store import paths
+    from harness.store.reading import load_study
+    from harness.store.results import writable_dir
+    from harness.store.study import shown_url
+
+    found = study_index.studies_here(storage)
+    if not found:
+        raise UserError("--all: no study here (no runs/<study>/journal.log" + (", none in --storage)" if storage else "; give --storage)"))
+    failed = []
+    for name, url in found:
+        try:
+            data = load_study(name, url, None)
+            out = writable_dir(paths.report_dir(name))
+            best = reporting.write(data, out, pick, options_for(data, margin, alpha, confirm), goal or study_index.previous_target(out),
+                                   shown_url(url) if url else None)
+            console.print(f"{name}: {reporting.verdict(best)}", markup=False, highlight=False, soft_wrap=True)
+        except UserError as err:
+            failed.append(name)
+            err_console.print(f"{name}: not reported: {'; '.join(err.lines)}", markup=False, highlight=False, soft_wrap=True)
+    index, n = study_index.write_index()
+    console.print(f"index of {n} {'study' if n == 1 else 'studies'} in {index}", markup=False, highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 def _study_or_items(study: str | None, items: Path | None, base: str, storage: str | None, artifacts: str | None):

@@ -1,7 +1,8 @@
 """`harness report`: what a sweep found, from the study and its items alone, as files a person reads.
 
 reports/<study>/: index.html (self-contained, plots inline), leaderboard.md, leaderboard.csv,
-results.parquet (one row per candidate x suite x metric) and best.json (the pick, see pick.py).
+results.parquet (one row per candidate x suite x metric), best.json (the pick, see pick.py) and
+card.json (the report in one line, for the index of every study: study_index.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from harness.errors import UserError
 from harness.forecast import Curve, Forecast, forecast
 from harness.forecast.inputs import curve_metric, known_metrics, study_items
 from harness.runtime.files import atomic_path, atomic_write
+from harness.select import study_index
 from harness.select.leaderboard import MARKS_LEGEND, leaderboard
 from harness.select.pick import options_for, pick
 from harness.stats.summary import summarize
@@ -188,7 +190,8 @@ def pareto_front(data: StudyData) -> list[str] | None:
 
 
 def write(data: StudyData, out: Path, rule: str = "non-inferior", options: PickOptions | None = None,
-          target: tuple[str, float] | None = None) -> BestDoc:
+          target: tuple[str, float] | None = None, where: str | None = None) -> BestDoc:
+    """The report in `out`; `where`: the study's storage (shown) or the items' path, for its card."""
     out.mkdir(parents=True, exist_ok=True)
     options = options or options_for(data)
     alpha = options.alpha
@@ -207,6 +210,8 @@ def write(data: StudyData, out: Path, rule: str = "non-inferior", options: PickO
     with atomic_path(out / paths.RESULTS) as tmp:
         tidy_results(data).to_parquet(tmp, index=False)
     documents.write(out / paths.BEST, best)
+    documents.write(out / paths.CARD, study_index.card(data, best, verdict(best), curve[2], "sweep" if data.study is not None else "items",
+                                                       where))
     parts = [f"<h1>{escape(data.name)}</h1>", f"<p id='verdict'><b>{escape(verdict(best))}</b></p>",
              f"<p id='pick'>{escape(decision(best))}</p>"]
     if best.pareto_front is not None:

@@ -2,6 +2,7 @@
 
     scores.json     what one scores directory holds: candidates, suites, means with CIs, failures
     best.json       a report's pick, its comparison with the base, the forecast
+    card.json       a report in one line, as reports/index.html lists it
     forecast        `harness forecast --json`: the learning curve's forecast, or why there is none
     champion.json   the candidate promoted by `harness gate --promote`
     gate verdict    `harness gate --json`: pass or fail, rule by rule
@@ -228,6 +229,28 @@ class BestDoc(Document):
         return {k: (None if k == "forecast" and version < 3 else v) for k, v in data.items() if k not in gone}
 
 
+# ---------------------------------------------------------------- card.json
+
+
+class ReportCard(Document):
+    """One report in a line: what `reports/index.html` lists for each study (written by `harness report`)."""
+
+    WHAT: ClassVar[str] = "report card (card.json, from harness report)"
+    study: str
+    source: Literal["sweep", "items"] = Field(description="a sweep's study, or per-item scores made elsewhere (--items)")
+    where: str | None = Field(None, description="the study's storage (password masked) or the items' path")
+    base: str | None = Field(None, description="the base model as the sweep file named it (null: not recorded)")
+    suites: list[str]
+    candidates: int = Field(description="candidates on the leaderboard, the base included")
+    pick: str
+    objective: Number = None
+    verdict: str = Field(description="the pick against the base model, in the report's words")
+    beats_base: bool | None = None
+    forecast: str | None = Field(None, description="the learning-curve sentence (a forecast or why there is none)")
+    last_trial: str | None = Field(None, description="when the study's last candidate completed (ISO 8601)")
+    reported: str = Field(description="when this report was written (ISO 8601)")
+
+
 # ---------------------------------------------------------------- champion.json
 
 
@@ -272,7 +295,7 @@ class GateVerdictDoc(Document):
 
 
 ALL: dict[str, type[Document]] = {"scores": ScoresDoc, "best": BestDoc, "forecast": ForecastDoc, "champion": ChampionDoc,
-                                  "gate-verdict": GateVerdictDoc}
+                                  "gate-verdict": GateVerdictDoc, "card": ReportCard}
 D = TypeVar("D", bound=Document)
 
 

@@ -12,8 +12,9 @@ find its files through its storage and artifact store, never through these folde
     runs/<study>/worker-<i>.log      extra local workers' output (`--workers N`)
     runs/<study>/neptune/            neptune-scale offline run files
     runs/mlflow.db, runs/mlartifacts/<experiment>/   MLflow (unless MLFLOW_TRACKING_URI is set)
-    reports/<name>/                  index.html, leaderboard.md/.csv, results.parquet, best.json,
+    reports/<name>/                  index.html, leaderboard.md/.csv, results.parquet, best.json, card.json,
                                      champion.json and champion-results/ (after `gate --promote`)
+    reports/index.html               every study reported here, one line each (from their card.json)
 
 Under HARNESS_HOME (default ~/.cache/harness), caches keyed by content, valid on any working directory:
 
@@ -44,6 +45,7 @@ TRAIN_RECORD = "train.json"  # what trained it
 MERGE_RECORD = "merge.json"  # a merged adapter's parents, method and weights
 # A report folder.
 BEST = "best.json"
+CARD = "card.json"  # the report in one line, for the index of every study (reports/index.html)
 CHAMPION = "champion.json"
 REPORT_HTML = "index.html"
 LEADERBOARD_MD = "leaderboard.md"

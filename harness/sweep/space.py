@@ -118,5 +118,5 @@ def objectives(cfg: SweepConfig, suites: dict) -> tuple[list[str], Callable[[dic
 
         directions = ["maximize"]
     meta = {"weights": weights, "headline": headline, "directions": directions,
-            "objectives": [o.model_dump() for o in cfg.objectives], "pick": cfg.pick.model_dump()}
+            "objectives": [o.model_dump() for o in cfg.objectives], "pick": cfg.pick.model_dump(), "base": cfg.base}
     return directions, values, meta
