@@ -2,12 +2,14 @@
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import browser
 import optuna
 import pandas as pd
 import psutil
@@ -18,10 +20,18 @@ from harness.store import study as studies
 from harness.sweep.heartbeat import BEAT
 
 
-def test_sweep_runs_trials_after_the_base_and_tracks_them(tiny_model, tmp_path, harness_home):
-    cfg = sweep_file(tmp_path, tiny_model, "s4", n_trials=2)
-    proc = run_cli("sweep", str(cfg), cwd=tmp_path, env={"NEPTUNE_API_TOKEN": ""}, timeout=1800)
+@pytest.fixture(scope="module")
+def tracked(tiny_model, tmp_path_factory) -> Path:
+    """A two-trial sweep tracked by MLflow and Neptune (offline), in a folder of its own."""
+    root = tmp_path_factory.mktemp("tracked")
+    cfg = sweep_file(root, tiny_model, "s4", n_trials=2)
+    proc = run_cli("sweep", str(cfg), cwd=root, env={"NEPTUNE_API_TOKEN": "", "HARNESS_HOME": str(root / "home")}, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return root
+
+
+def test_sweep_runs_trials_after_the_base_and_tracks_them(tracked):
+    tmp_path = tracked
     study = optuna.load_study(study_name="s4", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/s4/journal.log"))))
     trials = study.get_trials()
@@ -59,6 +69,62 @@ def test_sweep_runs_trials_after_the_base_and_tracks_them(tiny_model, tmp_path, 
         assert logged["params/lora_r"] == t.params["lora_r"]
         assert abs(logged["metrics/objective"] - t.values[0]) < 1e-9
         assert "metrics/mmlu.acc" in logged and "train/loss" in logged
+
+
+@pytest.mark.needs("chromium")
+def test_harness_ui_shows_the_study_run_with_its_trials_and_metrics_then_ends_with_its_server(tracked, tmp_path):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tracked / 'runs/mlflow.db'}")
+    exp = client.get_experiment_by_name("s4")
+    trials = {r.info.run_name: r for r in client.search_runs([exp.experiment_id], "tags.`harness.role` = 'trial'")}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "ui.log"  # a file, not a pipe: the server logs every request, and a full pipe would stall it
+    with open(log, "w") as out:
+        ui = subprocess.Popen([sys.executable, "-m", "harness.cli", "ui", "--host", "127.0.0.1", "--port", str(port)], cwd=tracked, stdout=out,
+                              stderr=subprocess.STDOUT, env={**os.environ, "HARNESS_HOME": str(tracked / "home")})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while f"MLflow UI at {url}" not in log.read_text() and ui.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert f"MLflow UI at {url}" in log.read_text(), log.read_text()[-3000:]
+        server = psutil.Process(ui.pid).children(recursive=True)
+        assert any("mlflow" in " ".join(p.cmdline()) for p in server)
+        with browser.page() as tab:
+            tab.goto(f"{url}/#/experiments/{exp.experiment_id}/runs")
+            tab.get_by_text("s4", exact=True).first.wait_for(timeout=60_000)  # the study's run
+            assistant = tab.locator('button[data-component-id="mlflow.assistant.chat_panel.close"]')
+            if assistant.count():  # MLflow 3's chat panel: closed, for the screenshots
+                assistant.first.click()
+            tab.locator('button[data-component-id*="runnamecellrenderer"]').first.click()  # unfold its nested trial runs
+            for name in trials:
+                tab.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+            browser.screenshot(tab, tmp_path / "mlflow-ui-runs.png")
+            name, run = max(trials.items())
+            tab.goto(f"{url}/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}")
+            tab.get_by_text("lora_r", exact=True).first.wait_for(timeout=60_000)
+            page = tab.inner_text("body")
+            for metric in ("objective", "mmlu.acc", "extraction.field_f1.ci_low", "train_loss"):
+                assert metric in page, metric
+            assert str(run.data.params["lora_r"]) in page and "Parent run" in page and "s4" in page
+            tab.set_viewport_size({"width": 1400, "height": 1800})  # the run page scrolls inside its panel: a tall window shows its metrics
+            browser.screenshot(tab, tmp_path / "mlflow-ui-trial.png")
+    finally:
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=60)
+    assert ui.returncode == 128 + signal.SIGTERM, log.read_text()[-2000:]
+    assert "stopping the MLflow UI (SIGTERM)" in log.read_text()
+    assert not [p.pid for p in server if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], "the MLflow server outlived harness ui"
+
+
+def test_harness_ui_without_the_ui_or_a_store_says_so(tmp_path):
+    proc = run_cli("ui", cwd=tmp_path)  # no runs/mlflow.db here
+    assert proc.returncode == 2 and "no MLflow store at" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("ui", "--port", "0", cwd=tmp_path)
+    assert proc.returncode == 2 and "--port 0" in proc.stderr
 
 
 def read_neptune_offline(folder: Path) -> dict[str, dict]:
