@@ -25,6 +25,7 @@ from pydantic import (
 
 from harness.errors import UserError
 from harness.runtime.files import read_text
+from harness.runtime.secrets import masked_userinfo
 from harness.store.artifacts import shown_url, url_problem
 
 
@@ -580,11 +581,6 @@ def load(path: Path, kind: str | None = None) -> Strict:
     except ValidationError as err:
         raise UserError(*format_errors(path, err)) from None
     return cfg.relative_to(Path(path).parent) if isinstance(cfg, SweepConfig) else cfg
-
-
-def masked_userinfo(text: str) -> str:
-    """Any user:password@ of a URL in `text` masked: a storage or store URL given with credentials is echoed without them."""
-    return re.sub(r"([A-Za-z][\w+.-]*://)[^/@\s'\"]*@", r"\1***@", text)
 
 
 def format_errors(path: Path, err: ValidationError) -> list[str]:

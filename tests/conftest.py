@@ -509,7 +509,8 @@ def postgres_url():
 @pytest.fixture()
 def s3_server():
     """A real S3 API (moto's standalone server) on 127.0.0.1 that checks credentials, with one bucket:
-    yields the AWS environment of a user allowed s3:* (endpoint, key, secret) and the bucket's name."""
+    yields the AWS environment of a user allowed s3:* (endpoint, key, secret), the bucket's name, and
+    the environment of a user who may only read it."""
     import boto3
 
     with socket.socket() as s:
@@ -517,7 +518,7 @@ def s3_server():
         port = s.getsockname()[1]
     endpoint = f"http://127.0.0.1:{port}"
     # moto checks signatures and IAM policies once its first SETUP_ACTIONS requests (made here, unsigned) are spent
-    setup_actions = 4
+    setup_actions = 7
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(setup_actions)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -530,13 +531,16 @@ def s3_server():
                 time.sleep(0.1)
         anyone = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "setup", "aws_secret_access_key": "setup"}
         iam = boto3.client("iam", **anyone)
-        iam.create_user(UserName="harness")
-        iam.put_user_policy(UserName="harness", PolicyName="s3", PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-        key = iam.create_access_key(UserName="harness")["AccessKey"]
+        users = {}
+        for user, actions in (("harness", ["s3:*"]), ("reader", ["s3:GetObject", "s3:ListBucket", "s3:HeadBucket"])):
+            iam.create_user(UserName=user)
+            iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            users[user] = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                           "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"], "AWS_DEFAULT_REGION": "us-east-1"}
         boto3.client("s3", **anyone).create_bucket(Bucket="harness-test")
-        yield {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-               "AWS_DEFAULT_REGION": "us-east-1"}, "harness-test"
+        yield users["harness"], "harness-test", users["reader"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -84,21 +84,26 @@ def _when(iso: str | None) -> str:
 
 
 def studies_here(storage: str | None) -> list[tuple[str, str | None]]:
-    """(study, storage) of every study `report --all` reports: runs/<study>/journal.log here, and each study in `storage`."""
+    """(study, storage) of every study `report --all` reports: runs/<study>/journal.log here, and each study in
+    `storage` (which wins where both hold a study of one name: they would write one report folder)."""
     import optuna
 
-    from harness.config import masked_userinfo
+    from harness.runtime.secrets import masked_userinfo
     from harness.store.study import shown_url, storage_for
 
-    found = [(p.parent.name, None) for p in sorted(paths.RUNS.glob("*/journal.log"))]
+    found: dict[str, str | None] = {p.parent.name: None for p in sorted(paths.RUNS.glob("*/journal.log"))}
     if storage is not None:
+        backend = storage_for("", storage)  # a bad URL or an unreachable database: its own one-line error
         try:
-            names = optuna.get_all_study_names(storage_for("", storage))
-        except Exception as err:  # noqa: BLE001 - a database that cannot be reached or read, in any driver's words
+            names = optuna.get_all_study_names(backend)
+        except Exception as err:  # noqa: BLE001 - a database that cannot be read, in any driver's words
             reason = masked_userinfo(str(err).splitlines()[0][:160]) if str(err) else ""
             raise UserError(f"--storage {shown_url(storage)}: cannot list its studies ({type(err).__name__}: {reason})") from None
-        found += [(name, storage) for name in sorted(names)]
-    return found
+        for name in sorted(names):
+            if found.get(name, storage) is None:
+                log.warning("study %s is both in runs/%s/ and in --storage; reporting the one in --storage", name, name)
+            found[name] = storage
+    return list(found.items())
 
 
 def previous_target(out: Path) -> tuple[str, float] | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.runtime.files import atomic_path, publish_dir
+from harness.runtime.secrets import masked_userinfo
 from harness.store import object_store, paths
 
 ARCHIVE = "folder.tar"  # the file name a folder is uploaded under
@@ -40,8 +41,8 @@ def url_problem(url: str) -> str | None:
 
 
 def shown_url(url: str) -> str:
-    """An artifact store's URL fit for messages (an s3:// URL with a key in it is masked)."""
-    return object_store.shown(url) if object_store.is_s3(url) else url
+    """An artifact store's URL fit for messages (one with a key in it is masked)."""
+    return masked_userinfo(url)
 
 
 def is_local(url: str) -> bool:

@@ -17,6 +17,7 @@ import re
 import uuid
 
 from harness.errors import UserError
+from harness.runtime.secrets import masked_userinfo
 
 SCHEME = "s3://"
 # S3's bucket naming rules (3-63 characters, lowercase letters, digits, dots and hyphens); the
@@ -35,12 +36,6 @@ def split(url: str) -> tuple[str, str]:
     return bucket, f"{prefix}/" if prefix else ""
 
 
-def shown(url: str) -> str:
-    """The URL fit for messages: anything before an @ in its bucket part (a key someone put there) masked."""
-    netloc, sep, rest = url.removeprefix(SCHEME).partition("/")
-    return f"{SCHEME}***@{netloc.rpartition('@')[2]}{sep}{rest}" if "@" in netloc else url
-
-
 def url_problem(url: str) -> str | None:
     """Why `url` cannot name an S3 artifact store, or None."""
     netloc = url.removeprefix(SCHEME).partition("/")[0]
@@ -57,12 +52,7 @@ def url_problem(url: str) -> str | None:
 def endpoint_shown() -> str:
     """Where boto3 will send requests, for messages: the configured endpoint with any user and password masked."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if not endpoint:
-        return "AWS S3"
-    scheme, sep, rest = endpoint.partition("://")
-    if sep and "@" in rest:  # up to the last @: a password may hold any character, / and @ among them
-        endpoint = f"{scheme}://***@{rest.rpartition('@')[2]}"
-    return masked(endpoint)
+    return masked(masked_userinfo(endpoint)) if endpoint else "AWS S3"
 
 
 def masked(text: str) -> str:

@@ -39,7 +39,7 @@ def test_two_machines_sweep_into_one_store_and_a_third_reports_gates_and_promote
     cfg = grid_sweep(tmp_path, tiny_model, "fleet")
     aws, secret = {}, None
     if store == "s3":
-        aws, bucket = request.getfixturevalue("s3_server")
+        aws, bucket, _ = request.getfixturevalue("s3_server")
         shared, secret = f"s3://{bucket}/team-a/fleet", aws["AWS_SECRET_ACCESS_KEY"]
     else:
         shared = str(tmp_path / "shared-artifacts")
@@ -122,7 +122,7 @@ def assert_secret_nowhere(secret: str, said: list[str], folders, trials) -> None
 
 @pytest.mark.parametrize("case", ["no bucket", "bad credentials", "unreachable endpoint"])
 def test_a_bucket_that_cannot_be_used_stops_the_sweep_before_training(case, s3_server, tiny_model, tmp_path, harness_home):
-    aws, bucket = s3_server
+    aws, bucket, _ = s3_server
     cfg = grid_sweep(tmp_path, tiny_model, "nowhere")
     url = f"s3://{bucket}/x"
     if case == "no bucket":
