@@ -136,8 +136,10 @@ def _results(cand, items: pd.DataFrame, leaves: pd.DataFrame, base_path: str, dt
         results[task], ci[task] = _entries(by_task[by_task.suite == task], task)
         n_samples[task] = {"original": len(rows), "effective": len(rows)}
         versions[task] = str(rows.suite_version.iloc[0])
-        configs[task] = {"task": task, "metadata": {"version": versions[task], "harness_suite": rows.harness_suite.iloc[0]}}
         higher[task] = {split_metric(m)[0]: True for m in json.loads(rows.metrics.iloc[0])}
+        configs[task] = {"task": task, "output_type": "multiple_choice" if '"logprobs"' in rows.extra.iloc[0] else "generate_until",
+                         "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in higher[task]],
+                         "metadata": {"version": versions[task], "harness_suite": rows.harness_suite.iloc[0]}}
         group_subtasks.setdefault(task, [])
     for suite, rows in leaves.groupby("harness_suite", sort=False):
         tasks = list(dict.fromkeys(rows.suite))

@@ -68,6 +68,11 @@ def test_written_files_read_back_as_lm_eval_and_harness_read_them(tmp_path):
         assert adapter["harness"]["ci"][task][key] == {"ci_low": row.ci_low, "ci_high": row.ci_high, "n": int(row.n)}
     leaf = items[(items.candidate == "my adapter/v2") & items.item_id.str.startswith("arith_sub/")]
     assert adapter["results"]["arith_sub"]["exact_match,strict"] == leaf.score.mean()
+    assert adapter["configs"]["mmlu"]["output_type"] == "multiple_choice" and adapter["configs"]["arith_add"]["output_type"] == "generate_until"
+    table = lm_utils.make_table(adapter)  # lm-eval's own results table, as its CLI prints it
+    for task in ("mmlu", "arith_add", "arith_sub"):
+        assert task in table, table
+    assert "exact_match" in table and "strict" in table and "acc_norm" in table
 
     for path in samples:  # strict JSON, a line per document with lm-eval's keys; the doc of an lm-eval task as lm-eval had it
         lines = [json.loads(line) for line in (tmp_path / "out" / path.lstrip("/")).read_text().splitlines()]

@@ -191,6 +191,8 @@ def assert_same_layout_as_lm_eval(ours_dir: Path, theirs_dir: Path, items: pd.Da
             if key != "alias":
                 assert abs(mine["results"][task][key] - value) <= 0.02, (task, key, mine["results"][task][key], value)
         assert mine["n-samples"][task] == theirs["n-samples"][task]
+        assert mine["configs"][task]["output_type"] == theirs["configs"][task]["output_type"]
+    assert all(task in lm_utils.make_table(mine) for task in theirs["results"])  # lm-eval's own results table reads ours
     for task in theirs["results"]:
         our_file = next(ours_dir / f.lstrip("/") for f in our_samples if lm_utils.get_file_task_name(Path(f).name) == task)
         their_file = next(theirs_dir / f.lstrip("/") for f in their_samples if lm_utils.get_file_task_name(Path(f).name) == task)
