@@ -120,11 +120,19 @@ def test_harness_ui_shows_the_study_run_with_its_trials_and_metrics_then_ends_wi
     assert not [p.pid for p in server if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], "the MLflow server outlived harness ui"
 
 
-def test_harness_ui_without_the_ui_or_a_store_says_so(tmp_path):
+def test_harness_ui_without_a_store_or_on_a_taken_port_says_so_before_starting(tmp_path):
     proc = run_cli("ui", cwd=tmp_path)  # no runs/mlflow.db here
     assert proc.returncode == 2 and "no MLflow store at" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("ui", "--port", "0", cwd=tmp_path)
     assert proc.returncode == 2 and "--port 0" in proc.stderr
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs/mlflow.db").write_bytes(b"")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_cli("ui", "--port", str(port), cwd=tmp_path)
+    assert proc.returncode == 2 and f"--port {port}: cannot serve on 127.0.0.1:{port}" in proc.stderr, proc.stderr[-2000:]
 
 
 def read_neptune_offline(folder: Path) -> dict[str, dict]:

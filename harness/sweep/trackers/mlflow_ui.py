@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ def ui_installed() -> bool:
     return importlib.util.find_spec("flask") is not None and (Path(spec.origin).parent / "server/js/build/index.html").is_file()
 
 
-def check(tracking_uri: str, port: int) -> None:
+def check(tracking_uri: str, host: str, port: int) -> None:
     """Exit-2 problems, before anything starts."""
     if not 0 < port < 65536:
         raise UserError(f"--port {port}: expected 1..65535")
@@ -45,6 +46,11 @@ def check(tracking_uri: str, port: int) -> None:
         if not db.is_file():
             raise UserError(f"harness ui: no MLflow store at {db} (run a sweep with the mlflow tracker here first, "
                             "or set MLFLOW_TRACKING_URI)")
+    try:  # taken or not bindable: said now, not after the server's 10 s start
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as err:
+        raise UserError(f"--port {port}: cannot serve on {host}:{port}: {err.strerror or err}") from None
 
 
 def start(tracking_uri: str, host: str, port: int, log=None) -> tuple[subprocess.Popen, str]:
@@ -74,7 +80,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
 def serve(host: str, port: int, ready=None) -> None:
     """Serve until interrupted; `ready(url, store)` once the UI answers."""
     uri = paths.mlflow_uri()
-    check(uri, port)
+    check(uri, host, port)
     proc, url = start(uri, host, port)
     try:
         wait_ready(url, proc)
