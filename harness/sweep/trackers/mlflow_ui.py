@@ -41,6 +41,9 @@ def check(tracking_uri: str, host: str, port: int) -> None:
         raise UserError(f"--port {port}: expected 1..65535")
     if not ui_installed():
         raise UserError("harness ui: the MLflow UI is not installed (mlflow-skinny has none): pip install 'harness[ui]'")
+    if tracking_uri.startswith(("http://", "https://", "databricks")):
+        raise UserError(f"harness ui: MLFLOW_TRACKING_URI is a tracking server already ({shown_url(tracking_uri)}): "
+                        "open it in a browser")
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri.removeprefix("sqlite:///"))
         if not db.is_file():
