@@ -133,7 +133,7 @@ def _results(cand, items: pd.DataFrame, leaves: pd.DataFrame, base_path: str, dt
     results, ci, n_samples, versions, configs, higher, group_subtasks = {}, {}, {}, {}, {}, {}, {}
     by_task, by_suite = summarize(leaves), summarize(items)
     for task, rows in leaves.groupby("suite", sort=False):
-        results[task], ci[task] = _entries(by_task[by_task.suite == task], task)
+        results[task], ci[task] = _entries(by_task[by_task.suite == task], task, len(rows))
         n_samples[task] = {"original": len(rows), "effective": len(rows)}
         versions[task] = str(rows.suite_version.iloc[0])
         higher[task] = {split_metric(m)[0]: True for m in json.loads(rows.metrics.iloc[0])}
@@ -144,7 +144,7 @@ def _results(cand, items: pd.DataFrame, leaves: pd.DataFrame, base_path: str, dt
     for suite, rows in leaves.groupby("harness_suite", sort=False):
         tasks = list(dict.fromkeys(rows.suite))
         if tasks != [suite]:  # a group: its own entry over all its items, its leaves listed
-            results[suite], ci[suite] = _entries(by_suite[by_suite.suite == suite], suite)
+            results[suite], ci[suite] = _entries(by_suite[by_suite.suite == suite], suite, len(rows))
             group_subtasks[suite] = tasks
             for task in tasks:
                 group_subtasks.pop(task, None)
@@ -170,9 +170,9 @@ def _results(cand, items: pd.DataFrame, leaves: pd.DataFrame, base_path: str, dt
     }
 
 
-def _entries(summary: pd.DataFrame, alias: str) -> tuple[dict, dict]:
+def _entries(summary: pd.DataFrame, name: str, n: int) -> tuple[dict, dict]:
     """lm-eval's results entry of a task (`m,f` and `m_stderr,f`) and the harness's CI of each metric."""
-    entry, ci = {"alias": alias}, {}
+    entry, ci = {"name": name, "alias": name, "sample_len": n}, {}
     for row in summary.itertuples(index=False):
         metric, filt = split_metric(row.metric)
         entry[f"{metric},{filt}"] = row.value

@@ -268,6 +268,11 @@ CASES = [
      ["--out /proc/report", "cannot create"]),
     ("leaderboard unknown format before the study", "leaderboard", lambda t, m: ["nosuchstudy", "--format", "xml"], ["--format xml"]),
     ("models prepare a file that is not GGUF", "models", lambda t, m: ["prepare", file_with(t, "x.gguf", b"GGML")], ["x.gguf", "not a GGUF"]),
+    ("ui with no MLflow store here", "ui", lambda t, m: [], ["no MLflow store at", "runs/mlflow.db"]),
+    ("report --all with no study here", "report", lambda t, m: ["--all"], ["--all", "no study here"]),
+    ("report --all with a study named", "report", lambda t, m: ["--all", "quickstart"], ["--all", "give no STUDY"]),
+    ("eval lm-eval output is a file", "eval", lambda t, m: ["--base", m, "--suite", "mmlu", "--lm-eval-output", file_with(t, "o.txt", b"x")],
+     ["--lm-eval-output", "o.txt", "exists and is not a directory"]),
 ]
 
 
