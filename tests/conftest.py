@@ -484,6 +484,13 @@ trackers: [{', '.join(trackers)}]
     return path
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture()
 def postgres_url():
     """A throwaway PostgreSQL server on 127.0.0.1 (initdb --auth=trust, pg_ctl on a free port, fsync off), run as `postgres` when we are root."""
@@ -492,9 +499,7 @@ def postgres_url():
     root = Path(tempfile.mkdtemp(prefix="harness-pg-"))  # not under pytest's root-only tmp dirs
     if as_pg:
         shutil.chown(root, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     subprocess.run([*as_pg, pg / "initdb", "-D", root / "db", "--auth=trust", "-U", "harness"], check=True, capture_output=True)
     subprocess.run([*as_pg, pg / "pg_ctl", "-D", root / "db", "-l", root / "log", "-w", "-o",
                     f"-c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c unix_socket_directories={root}", "start"],
@@ -513,9 +518,7 @@ def s3_server():
     the environment of a user who may only read it."""
     import boto3
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     # moto checks signatures and IAM policies once its first SETUP_ACTIONS requests (made here, unsigned) are spent
     setup_actions = 7

@@ -11,7 +11,7 @@ import urllib.request
 
 import optuna
 import pandas as pd
-from conftest import run_cli
+from conftest import free_port, run_cli
 
 from harness.store import study as studies
 
@@ -69,12 +69,6 @@ def test_leaderboard_reads_the_study_from_the_storage_given(study_root, tmp_path
     assert lost.returncode == 2 and "s1" in lost.stderr and "Traceback" not in lost.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _studies_served(proc, url: str) -> list[dict]:
     """The dashboard's study list once it answers (within a minute)."""
     deadline = time.time() + 60
@@ -89,7 +83,7 @@ def _studies_served(proc, url: str) -> list[dict]:
 
 
 def test_dashboard_serves_the_study_on_localhost(study_root):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "dashboard", "s1", "--port", str(port)], cwd=study_root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -124,7 +118,7 @@ def test_dashboard_on_another_storage_and_address(study_root, tmp_path):
     journal = JournalStorage(JournalFileBackend(str(study_root / "runs/s1/journal.log")))
     optuna.copy_study(from_study_name="s1", from_storage=journal, to_storage=url)
     optuna.load_study(study_name="s1", storage=url).enqueue_trial({"lora_r": 4})
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "dashboard", "s1", "--storage", url, "--host", "127.0.0.2",
                              "--port", str(port), "--artifacts", str(study_root / "runs/s1/artifacts")], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

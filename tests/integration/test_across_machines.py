@@ -7,14 +7,13 @@ sweep before any training, in one line that shows no secret."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
 import optuna
 import pandas as pd
 import pytest
-from conftest import HEAVY, run_cli, run_cli_noting_imports, sweep_file
+from conftest import HEAVY, free_port, run_cli, run_cli_noting_imports, sweep_file
 
 from harness.store import study as studies
 
@@ -131,10 +130,7 @@ def test_a_bucket_that_cannot_be_used_stops_the_sweep_before_training(case, s3_s
         aws = {**aws, "AWS_SECRET_ACCESS_KEY": "wrong-" + aws["AWS_SECRET_ACCESS_KEY"]}
         expect = "refused these credentials"
     else:
-        with socket.socket() as s:  # a port nothing listens on
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        aws = {**aws, "AWS_ENDPOINT_URL": f"http://user:{aws['AWS_SECRET_ACCESS_KEY']}@127.0.0.1:{port}"}
+        aws = {**aws, "AWS_ENDPOINT_URL": f"http://user:{aws['AWS_SECRET_ACCESS_KEY']}@127.0.0.1:{free_port()}"}  # nothing listens
         expect = "cannot reach the object store"
     proc, loaded = run_cli_noting_imports("sweep", str(cfg), "--artifacts", url, cwd=tmp_path, env=aws, timeout=120)
     assert proc.returncode == 2, proc.stderr[-3000:]

@@ -4,14 +4,13 @@ lm-eval's own API client against `harness serve`."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, free_port, run_cli
 
 LM_EVAL = str(Path(sys.executable).with_name("lm_eval"))
 
@@ -114,17 +113,11 @@ def test_a_builtin_task_that_needs_the_hub_fails_fast_offline(tmp_path):
     assert len(errors) == 1 and "lm-eval:arc_easy" in errors[0] and "needs the hub" in errors[0], proc.stderr[-2000:]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_lm_evals_own_api_client_scores_an_adapter_served_by_harness_serve(tiny_model, tiny_adapters, task_dir, tmp_path, harness_home):
     from harness.models import resolve_base
     from harness.score.backends import serve
 
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed after the server stops
     proc, url = serve.start(resolve_base(str(tiny_model)), [("r8", tiny_adapters["r8"])], port=port, log=log)
     try:

@@ -7,7 +7,7 @@ import urllib.request
 import pandas as pd
 import psutil
 import pytest
-from conftest import run_cli
+from conftest import free_port, run_cli
 
 from harness.models import resolve_base
 from harness.score.backends import (
@@ -19,12 +19,6 @@ from harness.score.backends import (
 )
 
 pytestmark = pytest.mark.needs("vllm")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

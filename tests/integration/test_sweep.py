@@ -14,7 +14,7 @@ import optuna
 import pandas as pd
 import psutil
 import pytest
-from conftest import build_tiny_llama, run_cli, sweep_file
+from conftest import build_tiny_llama, free_port, run_cli, sweep_file
 
 from harness.store import study as studies
 from harness.sweep.heartbeat import BEAT
@@ -78,9 +78,7 @@ def test_harness_ui_shows_the_study_run_with_its_trials_and_metrics_then_ends_wi
     client = MlflowClient(f"sqlite:///{tracked / 'runs/mlflow.db'}")
     exp = client.get_experiment_by_name("s4")
     trials = {r.info.run_name: r for r in client.search_runs([exp.experiment_id], "tags.`harness.role` = 'trial'")}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = tmp_path / "ui.log"  # a file, not a pipe: the server logs every request, and a full pipe would stall it
     with open(log, "w") as out:
         ui = subprocess.Popen([sys.executable, "-m", "harness.cli", "ui", "--host", "127.0.0.1", "--port", str(port)], cwd=tracked, stdout=out,
