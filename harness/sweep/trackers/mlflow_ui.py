@@ -56,12 +56,11 @@ def check(tracking_uri: str, host: str, port: int) -> None:
         raise UserError(f"--port {port}: cannot serve on {host}:{port}: {err.strerror or err}") from None
 
 
-def start(tracking_uri: str, host: str, port: int, log=None) -> tuple[subprocess.Popen, str]:
-    """The MLflow server as a child in a session of its own; returns it and its URL."""
+def start(tracking_uri: str, host: str, port: int) -> tuple[subprocess.Popen, str]:
+    """The MLflow server as a child in a session of its own (its log on our stdout); returns it and its URL."""
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri, "--host", host, "--port", str(port),
            "--workers", "1"]
-    proc = subprocess.Popen(cmd, env={**os.environ, **QUIET}, stdout=log, stderr=subprocess.STDOUT if log else None,
-                            start_new_session=True, preexec_fn=processes.die_with_parent)
+    proc = subprocess.Popen(cmd, env={**os.environ, **QUIET}, start_new_session=True, preexec_fn=processes.die_with_parent)
     return proc, f"http://{host}:{port}"
 
 
